@@ -1,0 +1,158 @@
+"""Registry store: acquirers, merchants, API keys, terminals, sandbox issuer cards.
+
+Sealed columns (``*_enc``) hold values encrypted by ``adapters.vault``; this
+module moves them as bytes and never opens them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from paypos.adapters.db.schema import (
+    acquirers,
+    issuer_cards,
+    issuers,
+    merchant_api_keys,
+    merchants,
+    terminals,
+)
+from paypos.domain.registry import Acquirer, CardInterface, Funding, IssuerCard, Merchant, Terminal
+
+
+class SqlRegistry:
+    def __init__(self, connection: sa.Connection) -> None:
+        self._db = connection
+
+    # --- acquirers and merchants ---------------------------------------------
+
+    def add_acquirer(self, acquirer: Acquirer, now: datetime) -> None:
+        self._db.execute(acquirers.insert().values(acquirer_id=acquirer.acquirer_id, name=acquirer.name, created_at=now))
+
+    def get_acquirer(self, acquirer_id: str) -> Acquirer | None:
+        row = self._db.execute(sa.select(acquirers).where(acquirers.c.acquirer_id == acquirer_id)).one_or_none()
+        return None if row is None else Acquirer(row.acquirer_id, row.name)
+
+    def add_merchant(self, merchant: Merchant, now: datetime) -> None:
+        self._db.execute(merchants.insert().values(**_fields(merchant), created_at=now))
+
+    def get_merchant(self, merchant_id: str) -> Merchant | None:
+        row = self._db.execute(sa.select(merchants).where(merchants.c.merchant_id == merchant_id)).one_or_none()
+        return None if row is None else _merchant(row)
+
+    def list_merchants(self) -> list[Merchant]:
+        return [_merchant(r) for r in self._db.execute(sa.select(merchants).order_by(merchants.c.merchant_id))]
+
+    # --- API keys ------------------------------------------------------------
+
+    def add_api_key(self, key_id: str, merchant_id: str, prefix: str, secret_hash: str, label: str, now: datetime) -> None:
+        self._db.execute(
+            merchant_api_keys.insert().values(
+                key_id=key_id, merchant_id=merchant_id, prefix=prefix, secret_hash=secret_hash, label=label, created_at=now
+            )
+        )
+
+    def merchant_for_api_key(self, secret_hash: str) -> str | None:
+        """The merchant id behind an unrevoked key, found by the key's hash."""
+        return self._db.execute(
+            sa.select(merchant_api_keys.c.merchant_id).where(
+                merchant_api_keys.c.secret_hash == secret_hash, merchant_api_keys.c.revoked_at.is_(None)
+            )
+        ).scalar_one_or_none()
+
+    def api_key_exists(self, key_id: str) -> bool:
+        query = sa.select(merchant_api_keys.c.key_id).where(merchant_api_keys.c.key_id == key_id)
+        return self._db.execute(query).first() is not None
+
+    # --- terminals -----------------------------------------------------------
+
+    def add_terminal(self, terminal: Terminal, bdk_enc: bytes, now: datetime) -> None:
+        self._db.execute(terminals.insert().values(**_fields(terminal), bdk_enc=bdk_enc, created_at=now))
+
+    def get_terminal(self, terminal_id: str) -> Terminal | None:
+        row = self._db.execute(sa.select(terminals).where(terminals.c.terminal_id == terminal_id)).one_or_none()
+        return None if row is None else _terminal(row)
+
+    def list_terminals(self) -> list[Terminal]:
+        return [_terminal(r) for r in self._db.execute(sa.select(terminals).order_by(terminals.c.terminal_id))]
+
+    def terminal_bdk_sealed(self, terminal_id: str) -> bytes | None:
+        return self._db.execute(
+            sa.select(terminals.c.bdk_enc).where(terminals.c.terminal_id == terminal_id)
+        ).scalar_one_or_none()
+
+    # --- sandbox issuer ------------------------------------------------------
+
+    def add_issuer(self, issuer_id: str, name: str, now: datetime) -> None:
+        self._db.execute(issuers.insert().values(issuer_id=issuer_id, name=name, created_at=now))
+
+    def issuer_exists(self, issuer_id: str) -> bool:
+        return self._db.execute(sa.select(issuers.c.issuer_id).where(issuers.c.issuer_id == issuer_id)).first() is not None
+
+    def add_card(self, card: IssuerCard, sealed: dict[str, bytes | None], pan_hash: str, now: datetime) -> None:
+        values = _fields(card)
+        values["interfaces"] = ",".join(i.value for i in card.interfaces)
+        values["funding"] = card.funding.value
+        self._db.execute(issuer_cards.insert().values(**values, **sealed, pan_hash=pan_hash, created_at=now))
+
+    def get_card(self, card_id: str) -> IssuerCard | None:
+        row = self._db.execute(sa.select(issuer_cards).where(issuer_cards.c.card_id == card_id)).one_or_none()
+        return None if row is None else _card(row)
+
+    def find_card_by_pan_hash(self, pan_hash: str) -> IssuerCard | None:
+        row = self._db.execute(sa.select(issuer_cards).where(issuer_cards.c.pan_hash == pan_hash)).one_or_none()
+        return None if row is None else _card(row)
+
+    def list_cards(self) -> list[IssuerCard]:
+        return [_card(r) for r in self._db.execute(sa.select(issuer_cards).order_by(issuer_cards.c.created_at, issuer_cards.c.card_id))]
+
+    def card_sealed(self, card_id: str) -> dict[str, bytes | None]:
+        row = self._db.execute(
+            sa.select(issuer_cards.c.pan_enc, issuer_cards.c.imk_ac_enc, issuer_cards.c.cvk_enc, issuer_cards.c.pvk_enc)
+            .where(issuer_cards.c.card_id == card_id)
+        ).one()
+        return dict(row._mapping)
+
+
+def _fields(record: object) -> dict[str, object]:
+    return {name: getattr(record, name) for name in record.__slots__}  # type: ignore[attr-defined]
+
+
+def _merchant(row: sa.Row) -> Merchant:
+    return Merchant(row.merchant_id, row.acquirer_id, row.name, row.mcc, row.currency, row.country, row.city, row.status)
+
+
+def _terminal(row: sa.Row) -> Terminal:
+    return Terminal(
+        terminal_id=row.terminal_id,
+        merchant_id=row.merchant_id,
+        currency=row.currency,
+        initial_ksn=row.initial_ksn,
+        mac_required=bool(row.mac_required),
+        contactless_cvm_limit_minor=row.contactless_cvm_limit_minor,
+        contactless_txn_limit_minor=row.contactless_txn_limit_minor,
+        floor_limit_minor=row.floor_limit_minor,
+        status=row.status,
+    )
+
+
+def _card(row: sa.Row) -> IssuerCard:
+    return IssuerCard(
+        card_id=row.card_id,
+        issuer_id=row.issuer_id,
+        pan_first6=row.pan_first6,
+        pan_last4=row.pan_last4,
+        expiry=row.expiry,
+        psn=row.psn,
+        service_code=row.service_code,
+        scheme=row.scheme,
+        funding=Funding(row.funding),
+        currency=row.currency,
+        interfaces=tuple(CardInterface(i) for i in row.interfaces.split(",") if i),
+        cvn=row.cvn,
+        behavior=row.behavior,
+        status=row.status,
+        pin_offset=row.pin_offset,
+        token_for_card_id=row.token_for_card_id,
+    )

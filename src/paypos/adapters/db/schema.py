@@ -1,0 +1,202 @@
+"""The SQL schema: one metadata for SQLite and PostgreSQL, changed only by Alembic.
+
+Money columns are BIGINT minor units; their currency is an ISO 4217 alpha code
+on the same row. Timestamps are stored as UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on both backends."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Client ids are at most limits.transfer_id_bytes_max (64) bytes; the column is
+# wider so that ledger-made ids ("~expire:<id>") fit and never collide.
+TRANSFER_ID = sa.String(96)
+
+ledger_accounts = sa.Table(
+    "ledger_accounts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("owner_ref", sa.String(96), nullable=False),
+    sa.Column("owner", sa.String(96), nullable=False),
+    sa.Column("code", sa.String(32), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("debits_pending", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("debits_posted", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("credits_pending", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("credits_posted", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("owner_ref", "code", "currency", name="uq_ledger_accounts_owner_code_currency"),
+    sa.CheckConstraint(
+        "debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0 AND credits_posted >= 0",
+        name="balances_not_negative",
+    ),
+)
+
+ledger_transfers = sa.Table(
+    "ledger_transfers",
+    metadata,
+    # Journal order; the client-chosen id is the idempotency key.
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("id", TRANSFER_ID, nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("debit_account_id", sa.BigInteger, sa.ForeignKey("ledger_accounts.id"), nullable=False, index=True),
+    sa.Column("credit_account_id", sa.BigInteger, sa.ForeignKey("ledger_accounts.id"), nullable=False, index=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("pending_id", TRANSFER_ID, nullable=True, index=True),
+    sa.Column("timeout_s", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("code", sa.String(32), nullable=False, server_default=""),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+    sa.CheckConstraint("debit_account_id <> credit_account_id", name="accounts_different"),
+)
+
+# Current state of every pending transfer (the hold). The transfers themselves
+# are append-only; this row changes once, when the hold is posted, voided or expires.
+ledger_pending = sa.Table(
+    "ledger_pending",
+    metadata,
+    sa.Column("transfer_id", TRANSFER_ID, sa.ForeignKey("ledger_transfers.id"), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Index("ix_ledger_pending_state_expires_at", "state", "expires_at"),
+)
+
+# Failures that depended on ledger state, remembered so that a replay of the
+# same id gets the same answer (never a posting that the first attempt refused).
+ledger_transfer_failures = sa.Table(
+    "ledger_transfer_failures",
+    metadata,
+    sa.Column("id", TRANSFER_ID, primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("result", sa.String(48), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- the acquirer's registry -------------------------------------------------
+
+acquirers = sa.Table(
+    "acquirers",
+    metadata,
+    sa.Column("acquirer_id", sa.String(11), primary_key=True),  # ISO 8583 field 32
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+merchants = sa.Table(
+    "merchants",
+    metadata,
+    sa.Column("merchant_id", sa.String(15), primary_key=True),  # ISO 8583 field 42
+    sa.Column("acquirer_id", sa.String(11), sa.ForeignKey("acquirers.acquirer_id"), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("mcc", sa.String(4), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("country", sa.String(3), nullable=False),  # ISO 3166 numeric
+    sa.Column("city", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+merchant_api_keys = sa.Table(
+    "merchant_api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),  # public, shown in listings
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False, index=True),
+    sa.Column("prefix", sa.String(16), nullable=False),  # "sk_test_" or "sk_live_"
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),  # HMAC-SHA256, never the key
+    sa.Column("label", sa.String(64), nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+terminals = sa.Table(
+    "terminals",
+    metadata,
+    sa.Column("terminal_id", sa.String(8), primary_key=True),  # ISO 8583 field 41
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False, index=True),
+    sa.Column("currency", sa.String(3), nullable=False),  # ISO 4217 numeric, field 49
+    sa.Column("bdk_enc", sa.LargeBinary, nullable=False),  # encrypted under the data key
+    sa.Column("initial_ksn", sa.String(20), nullable=False),
+    sa.Column("mac_required", sa.Boolean, nullable=False),
+    sa.Column("contactless_cvm_limit_minor", sa.BigInteger, nullable=False),
+    sa.Column("contactless_txn_limit_minor", sa.BigInteger, nullable=False),
+    sa.Column("floor_limit_minor", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- the sandbox issuer ------------------------------------------------------
+
+issuers = sa.Table(
+    "issuers",
+    metadata,
+    sa.Column("issuer_id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+issuer_cards = sa.Table(
+    "issuer_cards",
+    metadata,
+    sa.Column("card_id", sa.String(48), primary_key=True),
+    sa.Column("issuer_id", sa.String(16), sa.ForeignKey("issuers.issuer_id"), nullable=False),
+    sa.Column("pan_enc", sa.LargeBinary, nullable=False),  # AES-GCM under the data key
+    sa.Column("pan_hash", sa.String(64), nullable=False, unique=True),  # keyed hash for lookup
+    sa.Column("pan_first6", sa.String(6), nullable=False),
+    sa.Column("pan_last4", sa.String(4), nullable=False),
+    sa.Column("expiry", sa.String(4), nullable=False),  # YYMM
+    sa.Column("psn", sa.String(2), nullable=False),
+    sa.Column("service_code", sa.String(3), nullable=False),
+    sa.Column("scheme", sa.String(16), nullable=False),
+    sa.Column("funding", sa.String(16), nullable=False),  # debit | credit | prepaid
+    sa.Column("currency", sa.String(3), nullable=False),  # ISO 4217 numeric
+    sa.Column("interfaces", sa.String(48), nullable=False),  # "chip,contactless,magstripe"
+    sa.Column("cvn", sa.Integer, nullable=True),  # 10 | 18 | NULL (magstripe only)
+    sa.Column("behavior", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    # Issuer keys, each encrypted under the data key (never stored in clear).
+    sa.Column("imk_ac_enc", sa.LargeBinary, nullable=True),
+    sa.Column("cvk_enc", sa.LargeBinary, nullable=False),
+    sa.Column("pvk_enc", sa.LargeBinary, nullable=False),
+    # IBM 3624 PIN offset: with the PVK it verifies (and, in the sandbox, recovers) the PIN.
+    sa.Column("pin_offset", sa.String(12), nullable=False),
+    # A phone-wallet device token stands for a funding card (EMVCo payment tokenisation).
+    sa.Column("token_for_card_id", sa.String(48), sa.ForeignKey("issuer_cards.card_id"), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,106 @@
+"""Configuration: environment variables `PAYPOS_*`, overridden by CLI flags.
+
+- ``PAYPOS_DATA_DIR`` (default ``./.paypos``): local state — the SQLite file,
+  the data key file, terminal stores.
+- ``PAYPOS_DATABASE_URL`` (default: SQLite file ``paypos.db`` in the data dir).
+  ``postgresql://...`` URLs are driven by psycopg 3.
+- ``PAYPOS_DATA_KEY`` (64 hex chars): the key that card data at rest is
+  encrypted under. When unset, a random key is generated once and kept in
+  ``<data dir>/keys/data.key`` (mode 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYPOS_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".paypos"))
+    database_url: str | None = None
+    data_key: str | None = None
+
+    @field_validator("data_key")
+    @classmethod
+    def _data_key_is_hex(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        _check_data_key(value, "PAYPOS_DATA_KEY")
+        return value.lower()
+
+    def resolved_database_url(self) -> str:
+        return normalize_database_url(self.database_url or f"sqlite:///{self.data_dir / 'paypos.db'}")
+
+    def resolved_data_key(self) -> bytes:
+        """The data key from config, else from (or newly into) the data dir."""
+        if self.data_key:
+            return bytes.fromhex(self.data_key)
+        return _load_or_create_key_file(self.data_dir / "keys" / "data.key")
+
+
+def load_settings(data_dir: Path | str | None = None, database_url: str | None = None) -> Settings:
+    """Settings from the environment, with CLI flags (when given) taking precedence."""
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = Path(data_dir)
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_first_problem(error)) from None
+
+
+def _first_problem(error: ValidationError) -> str:
+    """The first invalid setting, named, without echoing its value (it may be a key)."""
+    first = error.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):
+        return str(cause)
+    name = "PAYPOS_" + "_".join(str(part) for part in first["loc"]).upper()
+    return f"{name}: {first['msg']}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick the drivers paypos ships with: pysqlite for SQLite, psycopg 3 for PostgreSQL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith(("sqlite://", "postgresql+psycopg://", "sqlite+pysqlite://")):
+        return url
+    raise ConfigError(f"database URL must be sqlite:///<file> or postgresql://...; got {url.split('://', 1)[0]!r}")
+
+
+def _check_data_key(value: str, where: str) -> None:
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise ConfigError(f"{where}: data key must be hex") from None
+    if len(raw) != 32:
+        raise ConfigError(f"{where}: data key must be 32 bytes (64 hex chars); got {len(raw)} bytes")
+
+
+def _load_or_create_key_file(path: Path) -> bytes:
+    if path.exists():
+        text = path.read_text().strip()
+        _check_data_key(text, str(path))
+        return bytes.fromhex(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    # O_EXCL: two processes racing to create the key cannot end up with two keys.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _load_or_create_key_file(path)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.hex() + "\n")
+    return key

@@ -1,0 +1,134 @@
+"""The HTTP API (FastAPI): health, and read-only merchant-scoped accounts.
+
+Errors are RFC 9457 ``application/problem+json`` documents with a stable
+``type``; a merchant's API key (Bearer) sees only its own merchant's objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from paypos import __version__, limits
+from paypos.adapters.vault import hash_api_secret
+from paypos.bootstrap import App
+from paypos.services import ledger as ledger_service
+from paypos.services.sandbox import merchant_owner
+
+log = logging.getLogger("paypos.api")
+PROBLEM_BASE = "https://paypos.dev/problems/"
+
+
+class Problem(Exception):
+    """An RFC 9457 problem; raised anywhere in a handler, rendered by the app."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.slug, self.title, self.detail, self.extra = status, slug, title, detail, extra
+
+
+def problem_response(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": 'Bearer realm="paypos"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def create_app(app: App, *, expiry_sweep_interval_s: float | None = limits.pending_expiry_sweep_interval_s) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
+        sweeper = None
+        if expiry_sweep_interval_s:
+            sweeper = asyncio.create_task(_sweep_expired_holds(app, expiry_sweep_interval_s))
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+
+    api = FastAPI(title="paypos", version=__version__, lifespan=lifespan)
+    api.state.paypos = app
+    _install_error_handlers(api)
+    _install_routes(api)
+    return api
+
+
+async def _sweep_expired_holds(app: App, interval_s: float) -> None:
+    """Expire authorization holds past their timeout, forever, off the event loop."""
+    while True:
+        try:
+            await asyncio.to_thread(ledger_service.expire_pending, app.engine, app.clock)
+        except Exception:  # keep sweeping; the next pass retries
+            log.exception("expiring pending transfers failed")
+        await asyncio.sleep(interval_s)
+
+
+def _install_error_handlers(api: FastAPI) -> None:
+    @api.exception_handler(Problem)
+    async def _problem(_request: Request, problem: Problem) -> JSONResponse:
+        return problem_response(problem.status, problem.slug, problem.title, problem.detail, **problem.extra)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        return problem_response(error.status_code, slug, str(error.detail), str(error.detail))
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+        return problem_response(
+            422, "validation-error", "Invalid request", first.get("msg", "invalid request"), field=field or None
+        )
+
+
+def _paypos(request: Request) -> App:
+    return request.app.state.paypos
+
+
+def authenticated_merchant(request: Request) -> str:
+    """The merchant id behind the request's Bearer API key, or a 401 problem."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "unauthorized", "Unauthorized", "send your secret API key as 'Authorization: Bearer sk_...'")
+    app = _paypos(request)
+    with app.uow(write=False) as uow:
+        merchant_id = uow.registry.merchant_for_api_key(hash_api_secret(token.strip()))
+    if merchant_id is None:
+        raise Problem(401, "unauthorized", "Unauthorized", "the API key is unknown or revoked")
+    return merchant_id
+
+
+def _install_routes(api: FastAPI) -> None:
+    @api.get("/healthz", tags=["operations"])
+    def healthz(request: Request) -> JSONResponse:
+        app = _paypos(request)
+        try:
+            with app.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError:
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": app.engine.dialect.name, "version": __version__})
+
+    @api.get("/v1/accounts", tags=["ledger"])
+    def list_accounts(
+        request: Request, merchant_id: Annotated[str, Depends(authenticated_merchant)]
+    ) -> dict[str, Any]:
+        """The authenticated merchant's ledger accounts and balances (minor units)."""
+        app = _paypos(request)
+        rows = [
+            {**ledger_service.balance_row(a), "object": "account"}
+            for a in ledger_service.accounts(app.engine, [merchant_owner(merchant_id)])
+        ]
+        return {"object": "list", "data": rows, "has_more": False}

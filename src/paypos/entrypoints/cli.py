@@ -1,0 +1,306 @@
+"""The `paypos` command line (Typer + Rich).
+
+Every command takes ``--data-dir`` and ``--database-url`` (else ``PAYPOS_DATA_DIR``
+/ ``PAYPOS_DATABASE_URL``, else ``./.paypos`` and SQLite in it). Machine-readable
+output (``--json``) goes to stdout alone; messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from paypos import limits
+from paypos.adapters.vault import VaultError
+from paypos.bootstrap import App, NotInitialisedError, bootstrap, init_database, require_schema
+from paypos.config import ConfigError, load_settings
+from paypos.services import ledger as ledger_service
+from paypos.services import sandbox as sandbox_service
+
+app = typer.Typer(
+    help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+ledger_app = typer.Typer(help="Inspect and check the double-entry ledger.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="List the sandbox's TEST merchants, terminals and cards (with their test keys).", no_args_is_help=True
+)
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(sandbox_app, name="sandbox")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Local state directory [env PAYPOS_DATA_DIR; default ./.paypos]."),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="sqlite:///file.db or postgresql://user@host/db [env PAYPOS_DATABASE_URL; default SQLite in the data dir].",
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of a table.")]
+
+
+@contextmanager
+def _app(data_dir: Path | None, database_url: str | None, *, need_schema: bool = True) -> Iterator[App]:
+    """Build the app or exit 2 with one readable line (never a traceback for bad input)."""
+    paypos: App | None = None
+    try:
+        paypos = bootstrap(load_settings(data_dir, database_url))
+        if need_schema:
+            require_schema(paypos)
+        yield paypos
+    except (ConfigError, NotInitialisedError, VaultError) as error:
+        _fail(str(error))
+    except sa.exc.OperationalError as error:
+        _fail(f"database unreachable: {str(error.orig).strip().splitlines()[0]}")
+    finally:
+        if paypos is not None:
+            paypos.close()
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr (never wrapped, never read as markup), then exit ``code``."""
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code) from None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    return table
+
+
+# --- init / serve / demo ------------------------------------------------------
+
+
+@app.command()
+def init(
+    sandbox: Annotated[bool, typer.Option("--sandbox", help="Also create the sandbox test data.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create or upgrade the database schema (safe to run again); --sandbox seeds test data."""
+    with _app(data_dir, database_url, need_schema=False) as paypos:
+        report = init_database(paypos, sandbox=sandbox)
+        err.print(f"[green]schema up to date[/] ({paypos.engine.dialect.name})")
+        if report is not None:
+            err.print(
+                "sandbox: " + (", ".join(report.created) if report.created else "already present, nothing to add")
+            )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = limits.http_host_default,
+    http_port: Annotated[int, typer.Option("--http-port", help="HTTP API port.")] = limits.http_port_default,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Serve the HTTP API (GET /healthz, /v1/accounts, docs at /docs)."""
+    import uvicorn
+
+    from paypos.entrypoints.api import create_app
+
+    with _app(data_dir, database_url) as paypos:
+        err.print(f"paypos HTTP API on http://{host}:{http_port} ({paypos.engine.dialect.name})")
+        uvicorn.run(
+            create_app(paypos), host=host, port=http_port, log_level="info",
+            timeout_graceful_shutdown=limits.http_shutdown_timeout_s,
+        )
+
+
+@app.command()
+def demo(
+    http_port: Annotated[int, typer.Option("--http-port", help="HTTP API port.")] = limits.http_port_default,
+    once: Annotated[bool, typer.Option("--once", help="Show the sandbox and exit instead of serving on.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Initialise the sandbox, start the server, show merchants, terminals, cards and balances."""
+    import uvicorn
+
+    from paypos.entrypoints.api import create_app
+
+    with _app(data_dir, database_url, need_schema=False) as paypos:
+        init_database(paypos, sandbox=True)
+        server = uvicorn.Server(uvicorn.Config(create_app(paypos), host="127.0.0.1", port=http_port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        health = _wait_healthy(f"http://127.0.0.1:{http_port}/healthz", thread)
+        out.print(f"[bold green]paypos is serving[/] http://127.0.0.1:{http_port}  /healthz → {health}")
+        _show_sandbox(paypos)
+        if not once:
+            out.print("Serving; press Ctrl-C to stop.")
+            _wait_for_interrupt(thread)
+        server.should_exit = True
+        thread.join(timeout=limits.http_shutdown_timeout_s)
+
+
+def _wait_healthy(url: str, thread: threading.Thread) -> dict[str, Any]:
+    deadline = time.monotonic() + limits.http_startup_timeout_s
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            _fail(f"the server stopped during start-up (is the port of {url} free?)", 1)
+        try:
+            response = httpx.get(url, timeout=1.0)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    _fail(f"{url} did not answer within {limits.http_startup_timeout_s} s", 1)
+
+
+def _wait_for_interrupt(thread: threading.Thread) -> None:
+    try:
+        while thread.is_alive():
+            thread.join(timeout=0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+def _show_sandbox(paypos: App) -> None:
+    with paypos.uow(write=False) as uow:
+        merchants = sandbox_service.list_merchants(uow)
+        terminals = sandbox_service.list_terminals(uow, paypos.vault)
+        cards = sandbox_service.list_cards(uow, paypos.vault)
+    out.print(_table("Sandbox merchants", merchants, ["merchant_id", "name", "mcc", "currency", "api_key"]))
+    out.print(_table("Sandbox terminals", terminals,
+                     ["terminal_id", "merchant_id", "currency", "initial_ksn", "mac_required", "contactless_cvm_limit_minor"]))
+    out.print(_table("Sandbox cards (TEST)", cards,
+                     ["id", "pan", "expiry", "pin", "cvn", "funding", "currency", "behavior", "available_minor"]))
+    rows = [ledger_service.balance_row(a) for a in ledger_service.accounts(paypos.engine)]
+    out.print(_table("Ledger balances (minor units)", rows, _BALANCE_COLUMNS))
+
+
+# --- ledger ------------------------------------------------------------------
+
+_BALANCE_COLUMNS = ["account_id", "owner", "code", "currency", "debits_posted", "credits_posted",
+                    "debits_pending", "credits_pending", "net_minor"]
+
+
+@ledger_app.command("balances")
+def ledger_balances(
+    owner: Annotated[str | None, typer.Option(help="Only accounts whose owner starts with this, e.g. merchant:")] = None,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Every account with its posted and pending debits and credits (integers of minor units)."""
+    with _app(data_dir, database_url) as paypos:
+        rows = [ledger_service.balance_row(a) for a in ledger_service.accounts(paypos.engine)]
+    if owner:
+        rows = [r for r in rows if str(r["owner"]).startswith(owner)]
+    for row in rows:
+        row.pop("flags", None)
+    if as_json:
+        _print_json(rows)
+    else:
+        out.print(_table("Ledger balances (minor units)", rows, _BALANCE_COLUMNS))
+
+
+@ledger_app.command("check")
+def ledger_check(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Recompute balances from the journal and check every invariant; exit 1 on any violation."""
+    with _app(data_dir, database_url) as paypos:
+        violations = ledger_service.check(paypos.engine, paypos.clock)
+    if not violations:
+        out.print("[green]ledger OK[/]: transfers balance per currency, stored balances match the journal, "
+                  "limits hold, no expired hold left pending", soft_wrap=True)
+        return
+    out.print(f"[red]ledger check failed: {len(violations)} violation(s)[/]")
+    for violation in violations:
+        # One violation per line, whole, so that it can be grepped for its account.
+        out.print(f"  {violation}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@ledger_app.command("expire")
+def ledger_expire(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Release authorization holds past their timeout (`paypos serve` does this continuously)."""
+    with _app(data_dir, database_url) as paypos:
+        count = ledger_service.expire_pending(paypos.engine, paypos.clock)
+    out.print(f"expired {count} hold(s)")
+
+
+# --- sandbox -----------------------------------------------------------------
+
+
+def _sandbox_listing(
+    title: str, columns: list[str], rows_of: Callable[[App, Any], list[dict[str, Any]]],
+    as_json: bool, data_dir: Path | None, database_url: str | None,
+) -> None:
+    with _app(data_dir, database_url) as paypos:
+        with paypos.uow(write=False) as uow:
+            rows = rows_of(paypos, uow)
+    if as_json:
+        _print_json(rows)
+    else:
+        out.print(_table(title, rows, columns))
+
+
+@sandbox_app.command("cards")
+def sandbox_cards(as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """TEST cards: PAN, expiry, PSN, track 2, PIN, CVV2, CVN, IMK-AC, behaviour, available balance."""
+    _sandbox_listing(
+        "Sandbox cards (TEST)",
+        ["id", "pan", "expiry", "psn", "pin", "cvv2", "cvn", "interfaces", "scheme", "currency", "behavior",
+         "available_minor"],
+        lambda paypos, uow: sandbox_service.list_cards(uow, paypos.vault),
+        as_json, data_dir, database_url,
+    )
+
+
+@sandbox_app.command("terminals")
+def sandbox_terminals(as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """TEST terminals: terminal id (field 41), merchant id (field 42), BDK, initial KSN, limits."""
+    _sandbox_listing(
+        "Sandbox terminals (TEST keys)",
+        ["terminal_id", "merchant_id", "currency", "bdk", "initial_ksn", "mac_required", "contactless_cvm_limit_minor"],
+        lambda paypos, uow: sandbox_service.list_terminals(uow, paypos.vault),
+        as_json, data_dir, database_url,
+    )
+
+
+@sandbox_app.command("merchants")
+def sandbox_merchants(as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """TEST merchants with their test secret API keys (Bearer tokens for the REST API)."""
+    _sandbox_listing(
+        "Sandbox merchants", ["merchant_id", "name", "mcc", "currency", "api_key"],
+        lambda _paypos, uow: sandbox_service.list_merchants(uow),
+        as_json, data_dir, database_url,
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

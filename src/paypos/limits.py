@@ -1,0 +1,60 @@
+"""Every limit and timeout of paypos, in one place, units last in the name.
+
+TigerBeetle's TIGER_STYLE: put a limit on everything, so that overload is an
+operating error with a clear answer rather than an unbounded queue.
+"""
+
+from __future__ import annotations
+
+# --- ledger -----------------------------------------------------------------
+# Largest amount a single transfer may move (minor units). 10^15 minor units is
+# ten trillion in a 2-exponent currency: far above any POS payment, far below
+# the signed 64-bit columns the balances are stored in.
+transfer_amount_minor_max = 10**15
+# Largest value any stored balance column may reach (signed 64-bit SQL BIGINT).
+balance_minor_max = 2**63 - 1
+# Transfers in one linked chain / one create_transfers batch.
+transfers_per_batch_max = 64
+# A pending transfer (an authorization hold) expires at most this long after it was made.
+pending_timeout_s_max = 60 * 60 * 24 * 31
+# Default hold for card pre-authorizations when the caller gives none (7 days).
+pending_timeout_s_default = 60 * 60 * 24 * 7
+# Transfer ids and account owners/codes are client-chosen strings of bounded size.
+transfer_id_bytes_max = 64
+account_owner_bytes_max = 96
+account_code_bytes_max = 32
+# Pending transfers expired per sweep of `expire_pending`.
+expire_batch_size_max = 1000
+# Retries of a ledger write after a serialization failure / unique-id race.
+ledger_write_retries_max = 5
+
+# --- storage ----------------------------------------------------------------
+# How long SQLite waits on a locked database before it reports "busy".
+sqlite_busy_timeout_ms = 10_000
+# SQLAlchemy pool for PostgreSQL.
+db_pool_size_max = 16
+db_pool_overflow_max = 8
+db_pool_timeout_s = 30
+db_connect_timeout_s = 10
+
+# --- HTTP API ---------------------------------------------------------------
+http_port_default = 8000
+http_host_default = "127.0.0.1"
+http_request_body_bytes_max = 1_000_000
+http_page_size_default = 50
+http_page_size_max = 500
+# Graceful shutdown of `paypos serve`.
+http_shutdown_timeout_s = 10
+# How long `paypos demo` waits for the server to answer /healthz.
+http_startup_timeout_s = 30
+
+# --- ISO 8583 host (next issue) ----------------------------------------------
+iso_port_default = 8583
+
+# --- card data ----------------------------------------------------------------
+pan_digits_min = 12
+pan_digits_max = 19
+
+# --- background jobs -----------------------------------------------------------
+# How often `paypos serve` releases authorization holds past their timeout.
+pending_expiry_sweep_interval_s = 5.0
