@@ -1,0 +1,1 @@
+"""paypos benchmarks: run by a command, printing numbers (never asserted in tests)."""

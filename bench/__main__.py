@@ -1,0 +1,3 @@
+from bench.ledger import main
+
+main()

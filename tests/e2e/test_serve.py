@@ -1,0 +1,120 @@
+"""`paypos serve` and `paypos demo` as real processes, over real HTTP."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from paypos.networks.sandbox import catalog
+
+if TYPE_CHECKING:
+    from conftest import PayposCli
+
+STARTUP_TIMEOUT_S = 20
+SHUTDOWN_TIMEOUT_S = 15
+CAFE = catalog.CAFE.merchant_id
+CAFE_KEY = catalog.merchant_api_key(CAFE)[1]
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port that another socket is listening on for the whole test."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[str]) -> httpx.Response:
+    """Poll /healthz until it answers 200, the process dies, or STARTUP_TIMEOUT_S passes."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"paypos serve exited with {process.returncode} during start-up")
+        try:
+            response = httpx.get(f"{base_url}/healthz", timeout=1.0)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{base_url}/healthz did not answer within {STARTUP_TIMEOUT_S} s")
+
+
+def test_serve_answers_healthz_and_the_cafe_accounts_over_http_then_stops_cleanly(
+    cli: PayposCli, sandbox_dir: Path, free_port: int, tmp_path: Path
+) -> None:
+    base_url = f"http://127.0.0.1:{free_port}"
+    log = (tmp_path / "serve.log").open("w+")
+    process = subprocess.Popen(
+        [*cli.command, "serve", "--http-port", str(free_port), "--data-dir", str(sandbox_dir)],
+        stdout=log, stderr=subprocess.STDOUT, text=True, env=cli.env(),
+    )
+    try:
+        health = wait_healthy(base_url, process)
+        accounts = httpx.get(f"{base_url}/v1/accounts", headers={"Authorization": f"Bearer {CAFE_KEY}"}, timeout=5)
+        anonymous = httpx.get(f"{base_url}/v1/accounts", timeout=5)
+    finally:
+        process.terminate()  # SIGTERM, as a process manager stops it
+        code = process.wait(timeout=SHUTDOWN_TIMEOUT_S)
+        log.seek(0)
+        output = log.read()
+        log.close()
+
+    assert health.json() == {"status": "ok", "database": "sqlite", "version": health.json()["version"]}
+    assert accounts.status_code == 200
+    rows = accounts.json()["data"]
+    assert rows and {row["owner"] for row in rows} == {f"merchant:{CAFE}"}
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    # A graceful stop: uvicorn finishes the lifespan, then re-raises the SIGTERM it caught so
+    # that a supervisor sees how the process ended (uvicorn >= 0.29); 0 is as clean.
+    assert code in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output and "Finished server process" in output
+    assert f"paypos HTTP API on {base_url}" in output
+    assert "Traceback" not in output
+
+
+def test_serve_on_a_port_already_in_use_fails_to_start_without_a_traceback(
+    cli: PayposCli, sandbox_dir: Path, taken_port: int
+) -> None:
+    result = cli.run("serve", "--http-port", str(taken_port), "--data-dir", str(sandbox_dir))
+
+    assert result.returncode != 0, result.stderr
+    assert "address already in use" in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_once_initialises_the_sandbox_prints_its_tables_and_healthz_then_exits_0(
+    cli: PayposCli, free_port: int, tmp_path: Path
+) -> None:
+    result = cli.run(
+        "demo", "--once", "--http-port", str(free_port), "--data-dir", str(tmp_path / "data"),
+        env=cli.env(COLUMNS="240"),  # wide enough that no table cell is folded
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"http://127.0.0.1:{free_port}" in result.stdout
+    assert "/healthz" in result.stdout and "'status': 'ok'" in result.stdout
+    for title in ("Sandbox merchants", "Sandbox terminals", "Sandbox cards (TEST)", "Ledger balances"):
+        assert title in result.stdout
+    for value in (CAFE, catalog.SHOP.merchant_id, "CAFE0002", "visa-cvn18-approve", "card:476173******0010"):
+        assert value in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_on_a_port_already_in_use_exits_1_naming_the_port(cli: PayposCli, taken_port: int, tmp_path: Path) -> None:
+    result = cli.run("demo", "--once", "--http-port", str(taken_port), "--data-dir", str(tmp_path / "data"))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"is the port of http://127.0.0.1:{taken_port}/healthz free?" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Sandbox cards" not in result.stdout
