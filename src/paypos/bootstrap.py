@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from sqlalchemy.engine import Engine
 
 from paypos.adapters.db import migrate
@@ -19,12 +17,30 @@ class NotInitialisedError(RuntimeError):
     """The database has no (or an old) schema: run `paypos init`."""
 
 
-@dataclass
 class App:
-    settings: Settings
-    engine: Engine
-    vault: Vault
-    clock: Clock = field(default=utc_now)
+    """The wired application: settings, database engine, card-data vault, clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        vault: Vault | None = None,
+        clock: Clock = utc_now,
+        *,
+        initialising: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.clock = clock
+        self._vault = vault
+        self._initialising = initialising
+
+    @property
+    def vault(self) -> Vault:
+        """Opened on first use, so a command that fails earlier never creates a key."""
+        if self._vault is None:
+            self._vault = Vault(self.settings.resolved_data_key(create=self._initialising))
+        return self._vault
 
     def uow(self, *, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.engine, write=write)
@@ -33,9 +49,15 @@ class App:
         self.engine.dispose()
 
 
-def bootstrap(settings: Settings, clock: Clock = utc_now) -> App:
+def bootstrap(settings: Settings, clock: Clock = utc_now, *, initialising: bool = True) -> App:
+    """Wire the app. Unless ``initialising``, nothing is created on disk: a missing
+    SQLite file or data key is a `NotInitialisedError` / `ConfigError` naming `paypos init`."""
+    if not initialising:
+        sqlite_file = settings.sqlite_file()
+        if sqlite_file is not None and not sqlite_file.exists():
+            raise NotInitialisedError(f"no database at {sqlite_file}: run `paypos init`")
     engine = make_engine(settings.resolved_database_url())
-    return App(settings=settings, engine=engine, vault=Vault(settings.resolved_data_key()), clock=clock)
+    return App(settings=settings, engine=engine, clock=clock, initialising=initialising)
 
 
 def init_database(app: App, *, sandbox: bool) -> SeedReport | None:

@@ -41,11 +41,25 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         return normalize_database_url(self.database_url or f"sqlite:///{self.data_dir / 'paypos.db'}")
 
-    def resolved_data_key(self) -> bytes:
-        """The data key from config, else from (or newly into) the data dir."""
+    def resolved_data_key(self, *, create: bool = True) -> bytes:
+        """The data key from config, else from the data dir (made there when ``create``)."""
         if self.data_key:
             return bytes.fromhex(self.data_key)
-        return _load_or_create_key_file(self.data_dir / "keys" / "data.key")
+        path = self.data_key_path()
+        if not create and not path.exists():
+            raise ConfigError(f"no data key: PAYPOS_DATA_KEY is unset and {path} does not exist; run `paypos init`")
+        return _load_or_create_key_file(path)
+
+    def data_key_path(self) -> Path:
+        return self.data_dir / "keys" / "data.key"
+
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file, when the database is a SQLite file."""
+        url = self.resolved_database_url()
+        if not url.startswith("sqlite"):
+            return None
+        database = url.split(":///", 1)[1] if ":///" in url else ""
+        return Path(database) if database and database != ":memory:" else None
 
 
 def load_settings(data_dir: Path | str | None = None, database_url: str | None = None) -> Settings:
@@ -96,11 +110,19 @@ def _load_or_create_key_file(path: Path) -> bytes:
         return bytes.fromhex(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
-    # O_EXCL: two processes racing to create the key cannot end up with two keys.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _load_or_create_key_file(path)
+    # Write a private temporary file in full, then link it into place: link() fails if
+    # the key exists, so two processes racing here end up sharing one complete key and
+    # neither can ever read a half-written file.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return _load_or_create_key_file(path)
+    finally:
+        temporary.unlink()
     return key

@@ -217,6 +217,11 @@ def test_a_command_run_before_init_exits_2_with_one_line_asking_for_paypos_init(
     assert result.stdout == ""
 
 
+def test_a_command_run_before_init_leaves_nothing_on_disk(runs: dict[str, Result], tmp_path_factory) -> None:
+    data_dir = Path(runs["cards before init"].args[runs["cards before init"].args.index("--data-dir") + 1])
+    assert not data_dir.exists()  # no data dir, no empty database, no fresh key
+
+
 def test_a_database_url_with_an_unsupported_scheme_exits_2_naming_the_scheme(runs: dict[str, Result]) -> None:
     result = runs["unsupported scheme"]
 

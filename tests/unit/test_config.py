@@ -183,3 +183,24 @@ def test_a_corrupt_key_file_is_a_config_error_naming_the_file(tmp_path: Path, co
     with pytest.raises(ConfigError, match=message) as error:
         load_settings(data_dir=tmp_path).resolved_data_key()
     assert str(key_file) in str(error.value)
+
+
+def test_processes_racing_to_create_the_key_file_all_get_the_same_complete_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from paypos.config import Settings;"
+        "print(Settings(data_dir=Path(sys.argv[1])).resolved_data_key().hex())"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(keys) == 1 and len(keys.pop()) == 64
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == ["data.key"]  # no temporary left behind
+
+
+def test_without_create_a_missing_key_file_is_a_config_error_asking_for_init(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="run `paypos init`"):
+        Settings(data_dir=tmp_path).resolved_data_key(create=False)
+    assert not (tmp_path / "keys").exists()

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import httpx
 import sqlalchemy as sa
 import typer
 from rich.console import Console
@@ -64,7 +63,7 @@ def _app(data_dir: Path | None, database_url: str | None, *, need_schema: bool =
     """Build the app or exit 2 with one readable line (never a traceback for bad input)."""
     paypos: App | None = None
     try:
-        paypos = bootstrap(load_settings(data_dir, database_url))
+        paypos = bootstrap(load_settings(data_dir, database_url), initialising=not need_schema)
         if need_schema:
             require_schema(paypos)
         yield paypos
@@ -163,6 +162,8 @@ def demo(
 
 
 def _wait_healthy(url: str, thread: threading.Thread) -> dict[str, Any]:
+    import httpx  # only `demo` needs an HTTP client; keep `--help` fast
+
     deadline = time.monotonic() + limits.http_startup_timeout_s
     while time.monotonic() < deadline:
         if not thread.is_alive():

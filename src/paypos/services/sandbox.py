@@ -162,7 +162,9 @@ def card_account_owner_ref(card: IssuerCard) -> str:
 
 def list_cards(uow: UnitOfWork, vault: Vault) -> list[dict[str, object]]:
     rows = []
-    for card in uow.registry.list_cards():
+    order = {spec.card_id: index for index, spec in enumerate(catalog.CARDS)}
+    cards = sorted(uow.registry.list_cards(), key=lambda c: (order.get(c.card_id, len(order)), c.card_id))
+    for card in cards:
         sealed = uow.registry.card_sealed(card.card_id)
         pan = vault.open(sealed["pan_enc"] or b"", "pan")
         cvk = vault.open(sealed["cvk_enc"] or b"", "cvk")
