@@ -58,3 +58,31 @@ pan_digits_max = 19
 # --- background jobs -----------------------------------------------------------
 # How often `paypos serve` releases authorization holds past their timeout.
 pending_expiry_sweep_interval_s = 5.0
+
+# --- EMV -----------------------------------------------------------------------
+# ICC data (ISO 8583 field 55): at most this many bytes of BER-TLV. pyiso8583's
+# default_ascii spec caps field 55 at 510 hex characters, i.e. 255 bytes.
+emv_field_55_bytes_max = 255
+
+# --- acquiring host -------------------------------------------------------------
+# Largest amount a card transaction may carry (minor units): far below field 4's 12 digits.
+iso_amount_minor_max = 10**10
+# A pre-authorization hold lasts this long before the ledger releases it.
+preauth_hold_s_default = 60 * 60 * 24 * 7
+# Placeholder risk rule (velocity): at most this many transactions per card per window.
+risk_card_velocity_max = 120
+risk_velocity_window_s = 60
+# The TCP server: requests in flight per connection, connections, idle timeout.
+iso_in_flight_per_connection_max = 256
+iso_connections_max = 1024
+iso_idle_timeout_s = 300
+# Answering one request (the host's own deadline; a terminal's is longer).
+iso_request_timeout_s = 20
+
+# --- ISO 8583 wire --------------------------------------------------------------
+# Largest ISO 8583 message (the bytes after the 2-byte length prefix) the host reads or
+# writes. A realistic 0200 with track 2, PIN block, KSN, 255 bytes of ICC data and a MAC
+# is under 1 KiB; the 2-byte prefix itself could declare up to 65535.
+iso_frame_bytes_max = 8192
+# Threads answering ISO 8583 requests (each runs one database transaction at a time).
+iso_worker_threads = 8

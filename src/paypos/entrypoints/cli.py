@@ -118,20 +118,38 @@ def init(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = limits.http_host_default,
     http_port: Annotated[int, typer.Option("--http-port", help="HTTP API port.")] = limits.http_port_default,
+    iso_port: Annotated[int, typer.Option("--iso-port", help="ISO 8583 TCP port (0 = off).")] = limits.iso_port_default,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Serve the HTTP API (GET /healthz, /v1/accounts, docs at /docs)."""
-    import uvicorn
-
-    from paypos.entrypoints.api import create_app
+    """Serve the HTTP API (/healthz, /v1/accounts, docs at /docs) and the ISO 8583 host."""
+    import asyncio
 
     with _app(data_dir, database_url) as paypos:
-        err.print(f"paypos HTTP API on http://{host}:{http_port} ({paypos.engine.dialect.name})")
-        uvicorn.run(
-            create_app(paypos), host=host, port=http_port, log_level="info",
-            timeout_graceful_shutdown=limits.http_shutdown_timeout_s,
-        )
+        err.print(f"paypos HTTP API on http://{host}:{http_port}"
+                  + (f", ISO 8583 on {host}:{iso_port}" if iso_port else "") + f" ({paypos.engine.dialect.name})")
+        asyncio.run(_serve(paypos, host, http_port, iso_port))
+
+
+async def _serve(paypos: App, host: str, http_port: int, iso_port: int) -> None:
+    import uvicorn
+
+    from paypos.adapters.iso.server import IsoServer
+    from paypos.entrypoints.api import create_app
+    from paypos.services.host import IsoHost
+
+    iso = IsoServer(IsoHost(paypos).handle, host, iso_port) if iso_port else None
+    if iso is not None:
+        await iso.start()
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(paypos), host=host, port=http_port, log_level="info",
+        timeout_graceful_shutdown=limits.http_shutdown_timeout_s,
+    ))
+    try:
+        await server.serve()
+    finally:
+        if iso is not None:
+            await iso.close()
 
 
 @app.command()

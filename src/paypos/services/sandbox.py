@@ -70,8 +70,10 @@ def _seed_acquirer_and_merchants(uow: UnitOfWork, now: datetime, report: SeedRep
         if not uow.registry.api_key_exists(key_id):
             uow.registry.add_api_key(key_id, merchant.merchant_id, "sk_test_", hash_api_secret(secret), "sandbox", now)
         owner = merchant_owner(merchant.merchant_id)
-        for code in ("merchant_pending", "merchant_available"):
-            uow.ledger.open_account(owner, owner, code, merchant.currency)
+        uow.ledger.open_account(owner, owner, "merchant_pending", merchant.currency)
+        # Settled funds the merchant can be paid (or refund from): never below zero.
+        uow.ledger.open_account(owner, owner, "merchant_available", merchant.currency,
+                                AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 
 
 def _seed_terminals(uow: UnitOfWork, vault: Vault, now: datetime, report: SeedReport) -> None:

@@ -200,3 +200,86 @@ issuer_cards = sa.Table(
     sa.Column("token_for_card_id", sa.String(48), sa.ForeignKey("issuer_cards.card_id"), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+# --- the acquiring host (ISO 8583) ---------------------------------------------
+
+# Per-terminal security and batch state: the DUKPT counter only rises.
+terminal_state = sa.Table(
+    "terminal_state",
+    metadata,
+    sa.Column("terminal_id", sa.String(8), sa.ForeignKey("terminals.terminal_id"), primary_key=True),
+    sa.Column("ksn_counter_last", sa.Integer, nullable=False, server_default="-1"),
+    sa.Column("signed_on", sa.Boolean, nullable=False),
+    sa.Column("batch_no", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The sandbox issuer's per-card state: the last application transaction counter
+# seen (ATCs only rise) and the PIN tries left before the PIN is blocked.
+issuer_card_state = sa.Table(
+    "issuer_card_state",
+    metadata,
+    sa.Column("card_id", sa.String(48), sa.ForeignKey("issuer_cards.card_id"), primary_key=True),
+    sa.Column("atc_last", sa.Integer, nullable=False, server_default="-1"),
+    sa.Column("pin_tries_left", sa.Integer, nullable=False, server_default="3"),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Every request answered, by its ISO 8583 identity (41, 11, 7): a retransmission
+# with the same business content gets this response again; other content gets 94.
+iso_messages = sa.Table(
+    "iso_messages",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("terminal_id", sa.String(8), nullable=False),
+    sa.Column("stan", sa.String(6), nullable=False),
+    sa.Column("transmission_dt", sa.String(10), nullable=False),
+    sa.Column("mti", sa.String(4), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("response_json", sa.Text, nullable=False),  # response fields, without the MAC
+    sa.Column("response_code", sa.String(2), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("terminal_id", "stan", "transmission_dt", name="uq_iso_messages_identity"),
+)
+
+# The host's journal of card transactions (what reports, refunds, reversals and
+# reconciliation read). Card data: masked PAN only.
+host_transactions = sa.Table(
+    "host_transactions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("rrn", sa.String(12), nullable=True, unique=True),  # set from the id once inserted
+    sa.Column("terminal_id", sa.String(8), nullable=False, index=True),
+    sa.Column("merchant_id", sa.String(15), nullable=False, index=True),
+    sa.Column("batch_no", sa.Integer, nullable=False),
+    sa.Column("mti", sa.String(4), nullable=False),
+    sa.Column("processing_code", sa.String(6), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # purchase, refund, preauth, completion, balance
+    sa.Column("stan", sa.String(6), nullable=False),
+    sa.Column("transmission_dt", sa.String(10), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("fee_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("card_id", sa.String(48), nullable=True),
+    sa.Column("pan_masked", sa.String(19), nullable=True),
+    sa.Column("entry_mode", sa.String(3), nullable=True),
+    sa.Column("response_code", sa.String(2), nullable=False),
+    sa.Column("approval_code", sa.String(6), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # approved, declined, reversed, completed
+    sa.Column("original_id", sa.BigInteger, nullable=True),
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("completed_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("transfer_ref", sa.String(64), nullable=True),  # base of its ledger transfer ids
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_host_transactions_identity", "terminal_id", "stan", "transmission_dt"),
+)
+
+# A reversal that arrived before its original: the late original is refused, never posted.
+reversal_tombstones = sa.Table(
+    "reversal_tombstones",
+    metadata,
+    sa.Column("terminal_id", sa.String(8), primary_key=True),
+    sa.Column("stan", sa.String(6), primary_key=True),
+    sa.Column("transmission_dt", sa.String(10), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from paypos.adapters.db.engine import SQLITE_BEGIN_OPTION
+from paypos.adapters.db.host import SqlHostStore
 from paypos.adapters.db.ledger import SqlLedger
 from paypos.adapters.db.registry import SqlRegistry
 
@@ -31,6 +32,7 @@ class UnitOfWork:
         self._transaction = self._connection.begin()
         self.ledger = SqlLedger(self._connection)
         self.registry = SqlRegistry(self._connection)
+        self.host = SqlHostStore(self._connection)
         return self
 
     @property

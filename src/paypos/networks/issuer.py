@@ -1,0 +1,175 @@
+"""Card issuers behind one interface; the sandbox issuer that verifies EMV
+cryptograms (CVN 10 / 18), PINs (IBM 3624 offset) and card state.
+
+The acquirer host gives the issuer what a network would carry: the card, the
+amount, the entry mode, the chip data (field 55) and the PIN block — here the
+clear ISO 9564 format-0 block, as the host's HSM role has already decrypted the
+terminal's DUKPT-encrypted block (in production it would be translated to a
+zone PIN key instead). Funds are not checked here: the ledger's no-overdraft
+flag on the cardholder's account refuses an overdraft atomically (51).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from paypos.adapters.db.uow import UnitOfWork
+from paypos.adapters.vault import Vault
+from paypos.authorization.result import Result
+from paypos.domain.registry import CardInterface, IssuerCard
+from paypos.protocol import emv
+from paypos.protocol.card import is_expired
+from paypos.protocol.cardsec import ibm3624_pin_from_offset
+from paypos.protocol.pinblock import PinBlockError, decode_pinblock_iso_0
+
+PIN_TRIES_MAX = 3
+ARC_APPROVED = b"00"  # ISO 8583 response code in ASCII, EMV Book 2 8.2.1
+ARC_DECLINED = b"05"
+# CVN 18 Card Status Update (Visa VIS): byte 2 bit 8 = approved; all else zero.
+CSU_APPROVED = bytes.fromhex("00800000")
+CSU_DECLINED = bytes.fromhex("00000000")
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerRequest:
+    card: IssuerCard  # as presented (may be a wallet token)
+    funding_card: IssuerCard  # whose account pays (the token's funding card, or the card itself)
+    pan: str  # as presented
+    amount_minor: int
+    currency: str  # ISO 4217 numeric
+    interface: CardInterface | None  # None for a keyed (manual) entry
+    icc: Mapping[str, bytes] | None  # field 55 tags, for chip and contactless
+    pin_block: bytes | None  # clear ISO 9564 format 0 block
+    terminal_cvm_limit_minor: int
+    needs_cryptogram: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerDecision:
+    result: Result
+    reason: str
+    tag_91: bytes | None = None  # issuer authentication data, for chip / contactless
+
+
+class CardIssuer(Protocol):
+    def authorize(self, request: IssuerRequest) -> IssuerDecision: ...
+
+
+class SandboxIssuer:
+    """The sandbox issuer, working inside the host's unit of work."""
+
+    def __init__(self, uow: UnitOfWork, vault: Vault, now: datetime) -> None:
+        self._uow, self._vault, self._now = uow, vault, now
+
+    def authorize(self, request: IssuerRequest) -> IssuerDecision:
+        card = request.card
+        early = self._check_card(request)
+        if early is not None:
+            return early
+        tag_91 = None
+        if request.icc is not None and request.needs_cryptogram:
+            checked = self._check_cryptogram(request)
+            if isinstance(checked, IssuerDecision):
+                return checked
+            tag_91 = checked
+        pin_result = self._check_pin(request)
+        if pin_result is not None:
+            return self._decline(request, pin_result, "PIN not verified", tag_91 is not None)
+        if self._needs_cvm(request):
+            return self._decline(request, Result.CONTACTLESS_PIN_REQUIRED, "contactless above the CVM limit "
+                                 "without PIN or CDCVM", tag_91 is not None)
+        return IssuerDecision(Result.APPROVED, f"card {card.card_id} approved", tag_91)
+
+    # --- checks ---------------------------------------------------------------
+
+    def _check_card(self, request: IssuerRequest) -> IssuerDecision | None:
+        card = request.card
+        if card.status != "active" or request.funding_card.status != "active":
+            return IssuerDecision(Result.RESTRICTED_CARD, f"card {card.card_id} is {card.status}")
+        if is_expired(card.expiry, self._now.date()):
+            return IssuerDecision(Result.EXPIRED_CARD, f"card {card.card_id} expired {card.expiry}")
+        if request.interface is not None and request.interface not in card.interfaces:
+            return IssuerDecision(Result.NOT_PERMITTED_TO_CARDHOLDER, f"card has no {request.interface.value} interface")
+        if request.currency != request.funding_card.currency:
+            return IssuerDecision(Result.NOT_PERMITTED_TO_CARDHOLDER, "card currency differs from the transaction's")
+        if request.icc is None and request.interface in (CardInterface.CHIP, CardInterface.CONTACTLESS):
+            return IssuerDecision(Result.DO_NOT_HONOUR, "chip data (field 55) missing")
+        return None
+
+    def _check_cryptogram(self, request: IssuerRequest) -> bytes | IssuerDecision:
+        card, icc = request.card, request.icc or {}
+        if card.cvn is None:
+            return IssuerDecision(Result.DO_NOT_HONOUR, "card has no chip application")
+        sealed = self._uow.registry.card_sealed(card.card_id)["imk_ac_enc"]
+        imk = bytes.fromhex(self._vault.open(sealed or b"", "imk_ac"))
+        try:
+            atc = int.from_bytes(icc["9F36"], "big")
+            amount = int(icc["9F02"].hex())
+            valid = emv.verify_arqc(card.cvn, imk, request.pan, card.psn, icc)
+        except (KeyError, ValueError, emv.EmvError) as error:
+            return IssuerDecision(Result.DO_NOT_HONOUR, f"chip data unusable: {error}")
+        if not valid:
+            return IssuerDecision(Result.DO_NOT_HONOUR, "ARQC does not verify")
+        if amount != request.amount_minor:
+            return IssuerDecision(Result.DO_NOT_HONOUR, "cryptogram amount 9F02 differs from field 4")
+        state = self._uow.host.card_state(card.card_id, self._now, PIN_TRIES_MAX)
+        if atc <= state.atc_last:
+            return IssuerDecision(Result.DO_NOT_HONOUR, f"ATC {atc} not above the last seen {state.atc_last}")
+        self._uow.host.update_card_state(card.card_id, self._now, atc_last=atc)
+        return self._arpc(request, imk, approved=True)
+
+    def _arpc(self, request: IssuerRequest, imk: bytes, *, approved: bool) -> bytes:
+        card, icc = request.card, request.icc or {}
+        if card.cvn == 10:
+            return emv.generate_arpc(10, imk, request.pan, card.psn, icc, arc=ARC_APPROVED if approved else ARC_DECLINED)
+        return emv.generate_arpc(18, imk, request.pan, card.psn, icc, csu=CSU_APPROVED if approved else CSU_DECLINED)
+
+    def _decline(self, request: IssuerRequest, result: Result, reason: str, chip: bool) -> IssuerDecision:
+        tag_91 = None
+        if chip and request.card.cvn is not None:
+            sealed = self._uow.registry.card_sealed(request.card.card_id)["imk_ac_enc"]
+            imk = bytes.fromhex(self._vault.open(sealed or b"", "imk_ac"))
+            tag_91 = self._arpc(request, imk, approved=False)
+        return IssuerDecision(result, reason, tag_91)
+
+    def _check_pin(self, request: IssuerRequest) -> Result | None:
+        if request.pin_block is None:
+            return None
+        card = request.card  # the PIN (and its offset) belong to the card or device presented
+        state = self._uow.host.card_state(card.card_id, self._now, PIN_TRIES_MAX)
+        if state.pin_tries_left <= 0:
+            return Result.PIN_TRIES_EXCEEDED
+        pan = self._vault.open(self._uow.registry.card_sealed(card.card_id)["pan_enc"] or b"", "pan")
+        pvk = self._vault.open(self._uow.registry.card_sealed(card.card_id)["pvk_enc"] or b"", "pvk")
+        try:
+            entered = decode_pinblock_iso_0(request.pin_block, request.pan)
+        except PinBlockError:
+            entered = None
+        if entered is not None and len(entered) == len(card.pin_offset):
+            if entered == ibm3624_pin_from_offset(pvk, pan, card.pin_offset):
+                if state.pin_tries_left != PIN_TRIES_MAX:
+                    self._uow.host.update_card_state(card.card_id, self._now, pin_tries_left=PIN_TRIES_MAX)
+                return None
+        tries_left = state.pin_tries_left - 1
+        self._uow.host.update_card_state(card.card_id, self._now, pin_tries_left=tries_left)
+        return Result.PIN_TRIES_EXCEEDED if tries_left <= 0 else Result.INCORRECT_PIN
+
+    def _needs_cvm(self, request: IssuerRequest) -> bool:
+        if request.interface is not CardInterface.CONTACTLESS or request.pin_block is not None:
+            return False
+        if request.amount_minor <= request.terminal_cvm_limit_minor:
+            return False
+        return not _cdcvm_performed(request.icc or {})
+
+
+def _cdcvm_performed(icc: Mapping[str, bytes]) -> bool:
+    """Consumer device CVM, as a Kernel 2 phone reports it in 9F34 or a Kernel 3 one in 9F6C."""
+    try:
+        if "9F34" in icc and emv.cvm_results_cdcvm(icc["9F34"]):
+            return True
+        return "9F6C" in icc and emv.ctq_consumer_device_cvm_performed(icc["9F6C"])
+    except emv.EmvError:
+        return False
