@@ -14,6 +14,7 @@ from paypos.protocol.pinblock import encode_pinblock_iso_0, encrypt_pinblock
 
 @dataclass
 class TestTerminal:
+    __test__ = False  # a helper, not a test class
     terminal_id: str
     merchant_id: str
     currency: str

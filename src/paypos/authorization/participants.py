@@ -84,7 +84,7 @@ class CheckMac(_Base):
             ksn = parse_ksn(ctx.request["62"])
             return derive_working_keys(bytes.fromhex(ctx.vault.open(sealed, "bdk")), ksn)
         except DukptError as error:
-            raise Decline(Result.SECURITY_VIOLATION, f"field 62: {error}") from None
+            raise Decline(Result.SECURITY_VIOLATION, str(error)) from None
 
 
 class CheckDuplicate(_Base):
@@ -184,7 +184,7 @@ class ValidateFinancial(_Base):
             try:
                 ctx.pin_block = decrypt_pinblock(ctx.keys.pin, bytes.fromhex(ctx.request["52"]))
             except (PinBlockError, ValueError) as error:
-                raise Decline(Result.FORMAT_ERROR, f"field 52: {error}") from None
+                raise Decline(Result.FORMAT_ERROR, str(error)) from None
 
 
 class RefuseReversedOriginal(_Base):

@@ -317,6 +317,65 @@ def sandbox_merchants(as_json: JsonFlag = False, data_dir: DataDir = None, datab
     )
 
 
+@sandbox_app.command("add-terminals")
+def sandbox_add_terminals(
+    count: Annotated[int, typer.Argument(min=1, max=10_000, help="How many terminals to add.")],
+    merchant: Annotated[str, typer.Option("--merchant", help="Merchant id (field 42).")] = "PPCAFE000000001",
+    mac: Annotated[bool, typer.Option("--mac/--no-mac", help="Require a MAC on every request.")] = False,
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Provision COUNT more TEST terminals (for load generators: one per connection); prints them."""
+    with _app(data_dir, database_url) as paypos:
+        try:
+            with paypos.uow() as uow:
+                added = sandbox_service.add_terminals(uow, paypos.vault, count, merchant, mac, paypos.clock())
+                uow.commit()
+        except sandbox_service.SandboxInputError as error:
+            _fail(str(error))
+        with paypos.uow(write=False) as uow:
+            rows = sandbox_service.list_terminals(uow, paypos.vault, set(added))
+    _print_json(rows) if as_json else out.print(_table("Added terminals (TEST keys)", rows,
+                                                        ["terminal_id", "merchant_id", "initial_ksn", "mac_required"]))
+
+
+@sandbox_app.command("add-cards")
+def sandbox_add_cards(
+    count: Annotated[int, typer.Argument(min=1, max=100_000, help="How many cards to issue.")],
+    cvn: Annotated[int, typer.Option("--cvn", help="Cryptogram version: 10 or 18.")] = 18,
+    interfaces: Annotated[str, typer.Option("--interfaces", help="Comma list of chip, contactless, magstripe.")]
+    = "chip,contactless,magstripe",
+    available_minor: Annotated[int, typer.Option("--available-minor", help="Opening balance, minor units.")]
+    = 10_000_000,
+    currency: Annotated[str, typer.Option("--currency", help="ISO 4217 numeric: 156 or 840.")] = "156",
+    as_json: JsonFlag = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Issue COUNT more approving TEST cards (for load generators); prints them in the `cards` shape."""
+    from paypos.domain.registry import CardInterface
+
+    try:
+        chosen = tuple(CardInterface(name.strip()) for name in interfaces.split(",") if name.strip())
+    except ValueError:
+        _fail(f"--interfaces: {interfaces!r} must be a comma list of chip, contactless, magstripe")
+    with _app(data_dir, database_url) as paypos:
+        try:
+            with paypos.uow() as uow:
+                added = sandbox_service.add_cards(
+                    uow, paypos.vault, count, cvn=cvn, interfaces=chosen, available_minor=available_minor,
+                    currency_numeric=currency, now=paypos.clock(),
+                )
+                uow.commit()
+        except sandbox_service.SandboxInputError as error:
+            _fail(str(error))
+        with paypos.uow(write=False) as uow:
+            rows = sandbox_service.list_cards(uow, paypos.vault, set(added))
+    _print_json(rows) if as_json else out.print(_table("Added cards (TEST)", rows,
+                                                        ["id", "pan", "expiry", "pin", "cvn", "available_minor"]))
+
+
 def main() -> None:
     app()
 

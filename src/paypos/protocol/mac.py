@@ -2,11 +2,11 @@
 
 Pure functions over ``bytes``. The key is double length, K || K' (16 bytes):
 
-1. Padding method 1 (ISO/IEC 9797-1 6.1.1): append the fewest 0x00 bytes that make the
+1. Padding method 1 (ISO/IEC 9797-1): append the fewest 0x00 bytes that make the
    length a positive multiple of 8 (empty data becomes one block of zeros).
 2. Single-DES CBC under K with a zero IV over all blocks (the initial and iteration
    steps of algorithm 1).
-3. Output transformation 3 (ISO/IEC 9797-1 7.3): decrypt the last block under K', then
+3. Output transformation 3 (ISO/IEC 9797-1): decrypt the last block under K', then
    encrypt it under K. The whole 8-byte result is the MAC.
 
 The DUKPT MAC request and response keys (:mod:`paypos.protocol.dukpt`) are such keys;

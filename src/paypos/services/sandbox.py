@@ -14,9 +14,9 @@ from paypos.adapters.db.uow import UnitOfWork
 from paypos.adapters.vault import Vault, hash_api_secret
 from paypos.domain.ledger import AccountFlags, TransferRequest, TransferResult
 from paypos.domain.money import currency as currency_of
-from paypos.domain.registry import Funding, IssuerCard
+from paypos.domain.registry import CardInterface, Funding, IssuerCard, Terminal
 from paypos.networks.sandbox import catalog
-from paypos.protocol.card import Track2, build_track2, mask_pan
+from paypos.protocol.card import Track2, build_track2, luhn_check_digit, mask_pan
 from paypos.protocol.cardsec import cvv, cvv2, ibm3624_offset, ibm3624_pin_from_offset
 
 
@@ -162,11 +162,13 @@ def card_account_owner_ref(card: IssuerCard) -> str:
     return card_owner_ref(card.token_for_card_id or card.card_id)
 
 
-def list_cards(uow: UnitOfWork, vault: Vault) -> list[dict[str, object]]:
+def list_cards(uow: UnitOfWork, vault: Vault, only: set[str] | None = None) -> list[dict[str, object]]:
     rows = []
     order = {spec.card_id: index for index, spec in enumerate(catalog.CARDS)}
     cards = sorted(uow.registry.list_cards(), key=lambda c: (order.get(c.card_id, len(order)), c.card_id))
     for card in cards:
+        if only is not None and card.card_id not in only:
+            continue
         sealed = uow.registry.card_sealed(card.card_id)
         pan = vault.open(sealed["pan_enc"] or b"", "pan")
         cvk = vault.open(sealed["cvk_enc"] or b"", "cvk")
@@ -212,9 +214,11 @@ def _card_row(uow: UnitOfWork, card: IssuerCard, pan: str, cvk: str, pvk: str, i
     }
 
 
-def list_terminals(uow: UnitOfWork, vault: Vault) -> list[dict[str, object]]:
+def list_terminals(uow: UnitOfWork, vault: Vault, only: set[str] | None = None) -> list[dict[str, object]]:
     rows = []
     for terminal in uow.registry.list_terminals():
+        if only is not None and terminal.terminal_id not in only:
+            continue
         sealed = uow.registry.terminal_bdk_sealed(terminal.terminal_id) or b""
         rows.append(
             {
@@ -255,3 +259,72 @@ def list_merchants(uow: UnitOfWork) -> list[dict[str, object]]:
 
 def funding_account_code(funding: Funding) -> str:
     return catalog.ACCOUNT_CODE_FOR_FUNDING[funding]
+
+
+# --- more terminals and cards, for load generators ------------------------------------
+
+# Added terminals' DUKPT device ids start here, clear of the catalog's (0x19084-0x19087).
+_ADDED_DEVICE_ID_BASE = 0x20000
+_DEVICE_ID_MAX = 0x7FFFF  # 19 bits between the key set id and the 21-bit counter
+_ADDED_CARD_BIN = "4761738"  # 7 digits + 8-digit sequence + Luhn digit = 16
+
+
+class SandboxInputError(ValueError):
+    """A bad argument to add-terminals / add-cards; the message names it."""
+
+
+def add_terminals(
+    uow: UnitOfWork, vault: Vault, count: int, merchant_id: str, mac_required: bool, now: datetime
+) -> list[str]:
+    """Provision ``count`` more TEST terminals for a merchant (ids T0000001, ...)."""
+    merchant = uow.registry.get_merchant(merchant_id)
+    if merchant is None:
+        raise SandboxInputError(f"--merchant: no merchant {merchant_id!r}")
+    template = next(t for t in catalog.TERMINALS if t.merchant_id == merchant_id) if any(
+        t.merchant_id == merchant_id for t in catalog.TERMINALS) else catalog.TERMINALS[0]
+    existing = {t.terminal_id for t in uow.registry.list_terminals()}
+    added: list[str] = []
+    sequence = sum(1 for t in existing if t.startswith("T")) + 1
+    while len(added) < count:
+        terminal_id = f"T{sequence:07d}"
+        device_id = _ADDED_DEVICE_ID_BASE + sequence
+        if device_id > _DEVICE_ID_MAX:
+            raise SandboxInputError("no DUKPT device ids left for more terminals")
+        sequence += 1
+        if terminal_id in existing:
+            continue
+        ksn = ((0xFFFF987654 << 40) | (device_id << 21)).to_bytes(10, "big").hex().upper()
+        terminal = Terminal(
+            terminal_id, merchant_id, currency_of(merchant.currency).numeric, ksn, mac_required,
+            template.contactless_cvm_limit_minor, template.contactless_txn_limit_minor, template.floor_limit_minor,
+        )
+        uow.registry.add_terminal(terminal, vault.seal(catalog.TEST_BDK, "bdk"), now)
+        added.append(terminal_id)
+    return added
+
+
+def add_cards(
+    uow: UnitOfWork, vault: Vault, count: int, *, cvn: int, interfaces: tuple[CardInterface, ...],
+    available_minor: int, currency_numeric: str, now: datetime,
+) -> list[str]:
+    """Issue ``count`` more approving TEST debit cards with ``available_minor`` each."""
+    if cvn not in (10, 18):
+        raise SandboxInputError("--cvn must be 10 or 18")
+    if not interfaces:
+        raise SandboxInputError("--interfaces must name at least one of chip, contactless, magstripe")
+    if available_minor < 0:
+        raise SandboxInputError("--available-minor must not be negative")
+    if currency_numeric not in {t.currency for t in catalog.TERMINALS}:
+        raise SandboxInputError("--currency must be a sandbox merchant's currency (156 or 840)")
+    sequence = sum(1 for c in uow.registry.list_cards() if c.card_id.startswith("load-")) + 1
+    added = []
+    for number in range(sequence, sequence + count):
+        partial = f"{_ADDED_CARD_BIN}{number:08d}"
+        spec = catalog.SandboxCard(
+            f"load-{number:08d}", partial + luhn_check_digit(partial), "3012", "01", "201", "visa", Funding.DEBIT,
+            currency_numeric, interfaces, cvn, "approve", "1234", available_minor,
+        )
+        _add_card(uow, vault, spec, now)
+        _open_card_account(uow, spec, now)
+        added.append(spec.card_id)
+    return added
