@@ -55,7 +55,8 @@ def test_serve_answers_healthz_and_the_cafe_accounts_over_http_then_stops_cleanl
     base_url = f"http://127.0.0.1:{free_port}"
     log = (tmp_path / "serve.log").open("w+")
     process = subprocess.Popen(
-        [*cli.command, "serve", "--http-port", str(free_port), "--data-dir", str(sandbox_dir)],
+        [*cli.command, "serve", "--http-port", str(free_port), "--iso-port", str(_another_free_port()),
+         "--data-dir", str(sandbox_dir)],
         stdout=log, stderr=subprocess.STDOUT, text=True, env=cli.env(),
     )
     try:
@@ -86,7 +87,8 @@ def test_serve_answers_healthz_and_the_cafe_accounts_over_http_then_stops_cleanl
 def test_serve_on_a_port_already_in_use_fails_to_start_without_a_traceback(
     cli: PayposCli, sandbox_dir: Path, taken_port: int
 ) -> None:
-    result = cli.run("serve", "--http-port", str(taken_port), "--data-dir", str(sandbox_dir))
+    result = cli.run("serve", "--http-port", str(taken_port), "--iso-port", str(_another_free_port()),
+                     "--data-dir", str(sandbox_dir))
 
     assert result.returncode != 0, result.stderr
     assert "address already in use" in result.stderr.lower()
@@ -97,24 +99,38 @@ def test_demo_once_initialises_the_sandbox_prints_its_tables_and_healthz_then_ex
     cli: PayposCli, free_port: int, tmp_path: Path
 ) -> None:
     result = cli.run(
-        "demo", "--once", "--http-port", str(free_port), "--data-dir", str(tmp_path / "data"),
+        "demo", "--once", "--http-port", str(free_port), "--iso-port", str(_another_free_port()),
+        "--data-dir", str(tmp_path / "data"),
         env=cli.env(COLUMNS="240"),  # wide enough that no table cell is folded
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"http://127.0.0.1:{free_port}" in result.stdout
-    assert "/healthz" in result.stdout and "'status': 'ok'" in result.stdout
+    assert "(/healthz → ok)" in result.stdout
     for title in ("Sandbox merchants", "Sandbox terminals", "Sandbox cards (TEST)", "Ledger balances"):
         assert title in result.stdout
     for value in (CAFE, catalog.SHOP.merchant_id, "CAFE0002", "visa-cvn18-approve", "card:476173******0010"):
         assert value in result.stdout
+    assert "Payments through the host (ISO 8583 over TCP)" in result.stdout
+    payments = result.stdout.split("Payments through the host")[1].split("Ledger balances")[0]
+    codes = [line.split("│")[5].strip() for line in payments.splitlines() if line.startswith("│")]
+    assert codes == ["00", "00", "00", "00", "00", "00", "51", "55", "00", "00"], payments
     assert "Traceback" not in result.stderr
 
 
 def test_demo_on_a_port_already_in_use_exits_1_naming_the_port(cli: PayposCli, taken_port: int, tmp_path: Path) -> None:
-    result = cli.run("demo", "--once", "--http-port", str(taken_port), "--data-dir", str(tmp_path / "data"))
+    result = cli.run("demo", "--once", "--http-port", str(taken_port), "--iso-port", str(_another_free_port()),
+                     "--data-dir", str(tmp_path / "data"))
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"is the port of http://127.0.0.1:{taken_port}/healthz free?" in result.stderr
     assert "Traceback" not in result.stderr
     assert "Sandbox cards" not in result.stdout
+
+
+def _another_free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -18,7 +18,7 @@ from paypos.protocol import emv, iso8583
 from paypos.services import ledger as ledger_service
 from paypos.services import sandbox as sandbox_service
 from paypos.services.host import IsoHost
-from tests.support.terminal import TestTerminal
+from paypos.terminal.simulator import SoftTerminal
 
 
 @pytest.fixture
@@ -33,10 +33,10 @@ def cards(app: App, host: IsoHost) -> dict[str, dict]:
         return {c["id"]: c for c in sandbox_service.list_cards(uow, app.vault)}
 
 
-def terminal(app: App, terminal_id: str) -> TestTerminal:
+def terminal(app: App, terminal_id: str) -> SoftTerminal:
     with app.uow(write=False) as uow:
         row = next(t for t in sandbox_service.list_terminals(uow, app.vault) if t["terminal_id"] == terminal_id)
-    return TestTerminal(**{k: row[k] for k in ("terminal_id", "merchant_id", "currency", "bdk", "initial_ksn",
+    return SoftTerminal(**{k: row[k] for k in ("terminal_id", "merchant_id", "currency", "bdk", "initial_ksn",
                                                "mac_required")})
 
 
@@ -45,7 +45,7 @@ def send(host: IsoHost, raw: bytes) -> dict[str, str] | None:
     return None if response is None else iso8583.decode_message(response)
 
 
-def chip_sale(t: TestTerminal, card: dict, amount: int, *, pin: str | None = "1234", **icc_kw) -> bytes:
+def chip_sale(t: SoftTerminal, card: dict, amount: int, *, pin: str | None = "1234", **icc_kw) -> bytes:
     icc = t.icc(card, amount, **icc_kw)
     entry = "051" if pin else "052"
     return t.message("0200", {"3": "000000", "4": f"{amount:012d}", "22": entry, "23": card["psn"].zfill(3),

@@ -131,7 +131,10 @@ def serve(
         asyncio.run(_serve(paypos, host, http_port, iso_port))
 
 
-async def _serve(paypos: App, host: str, http_port: int, iso_port: int) -> None:
+async def _serve(
+    paypos: App, host: str, http_port: int, iso_port: int, servers: dict[str, Any] | None = None,
+    log_level: str = "info",
+) -> None:
     import uvicorn
 
     from paypos.adapters.iso.server import IsoServer
@@ -142,9 +145,11 @@ async def _serve(paypos: App, host: str, http_port: int, iso_port: int) -> None:
     if iso is not None:
         await iso.start()
     server = uvicorn.Server(uvicorn.Config(
-        create_app(paypos), host=host, port=http_port, log_level="info",
+        create_app(paypos), host=host, port=http_port, log_level=log_level,
         timeout_graceful_shutdown=limits.http_shutdown_timeout_s,
     ))
+    if servers is not None:
+        servers["http"] = server
     try:
         await server.serve()
     finally:
@@ -155,27 +160,40 @@ async def _serve(paypos: App, host: str, http_port: int, iso_port: int) -> None:
 @app.command()
 def demo(
     http_port: Annotated[int, typer.Option("--http-port", help="HTTP API port.")] = limits.http_port_default,
+    iso_port: Annotated[int, typer.Option("--iso-port", help="ISO 8583 TCP port.")] = limits.iso_port_default,
     once: Annotated[bool, typer.Option("--once", help="Show the sandbox and exit instead of serving on.")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Initialise the sandbox, start the server, show merchants, terminals, cards and balances."""
-    import uvicorn
+    """Initialise the sandbox, start the host (HTTP + ISO 8583), run a few real payments
+    through it, and show merchants, terminals, cards, payments and balances."""
+    import asyncio
 
-    from paypos.entrypoints.api import create_app
+    from paypos.terminal.demo import run_demo_payments
 
     with _app(data_dir, database_url, need_schema=False) as paypos:
         init_database(paypos, sandbox=True)
-        server = uvicorn.Server(uvicorn.Config(create_app(paypos), host="127.0.0.1", port=http_port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
+        servers: dict[str, Any] = {}
+        thread = threading.Thread(
+            target=lambda: asyncio.run(_serve(paypos, "127.0.0.1", http_port, iso_port, servers, log_level="warning")),
+            daemon=True,
+        )
         thread.start()
         health = _wait_healthy(f"http://127.0.0.1:{http_port}/healthz", thread)
-        out.print(f"[bold green]paypos is serving[/] http://127.0.0.1:{http_port}  /healthz → {health}")
+        out.print(f"[bold green]paypos is serving[/] http://127.0.0.1:{http_port} (/healthz → {health['status']}), "
+                  f"ISO 8583 on 127.0.0.1:{iso_port}")
         _show_sandbox(paypos)
+        payments = run_demo_payments(paypos, "127.0.0.1", iso_port)
+        out.print(_table("Payments through the host (ISO 8583 over TCP)", [
+            {"what": p.what, "terminal": p.terminal_id, "card": p.card_id, "amount_minor": p.amount_minor or "",
+             "39": p.response.get("39"), "approval": p.response.get("38", ""), "rrn": p.response.get("37", "")}
+            for p in payments], ["what", "terminal", "card", "amount_minor", "39", "approval", "rrn"]))
+        _show_balances(paypos)
         if not once:
             out.print("Serving; press Ctrl-C to stop.")
             _wait_for_interrupt(thread)
-        server.should_exit = True
+        if "http" in servers:
+            servers["http"].should_exit = True
         thread.join(timeout=limits.http_shutdown_timeout_s)
 
 
@@ -214,6 +232,9 @@ def _show_sandbox(paypos: App) -> None:
                      ["terminal_id", "merchant_id", "currency", "initial_ksn", "mac_required", "contactless_cvm_limit_minor"]))
     out.print(_table("Sandbox cards (TEST)", cards,
                      ["id", "pan", "expiry", "pin", "cvn", "funding", "currency", "behavior", "available_minor"]))
+
+
+def _show_balances(paypos: App) -> None:
     rows = [ledger_service.balance_row(a) for a in ledger_service.accounts(paypos.engine)]
     out.print(_table("Ledger balances (minor units)", rows, _BALANCE_COLUMNS))
 

@@ -338,8 +338,9 @@ def _read_mti(raw: bytes) -> str:
 
 
 def _bitmap_fields(chars: bytes, offset: int) -> set[int]:
-    value = int(chars, 16)
-    return {offset + bit for bit in range(1, 65) if value >> (64 - bit) & 1}
+    """Field numbers of one 64-bit bitmap: bit 1 is the most significant bit."""
+    bits = f"{int(chars, 16):064b}"
+    return {offset + position for position, bit in enumerate(bits, start=1) if bit == "1"}
 
 
 def _read_bitmaps(raw: bytes, hex_chars: frozenset[str]) -> tuple[set[int], int]:

@@ -1,9 +1,15 @@
-"""A minimal card + terminal for host tests, built on paypos's own protocol
-functions (the e2e suite has an independent client on public libraries)."""
+"""A software terminal and card: builds ISO 8583 requests exactly as the profile
+(docs/iso8583.md) says — EMV field 55 with an ARQC, ISO 9564 PIN blocks under
+DUKPT, retail MACs — and sends them over TCP. Used by `paypos demo` and the
+host's tests; the cashier app of issue 4 grows from it. (The e2e suite checks the
+host with an independent client written on public libraries instead.)"""
 
 from __future__ import annotations
 
 import os
+import socket
+from datetime import UTC, datetime
+import struct
 from dataclasses import dataclass, field
 
 from paypos.protocol import emv, iso8583
@@ -13,8 +19,7 @@ from paypos.protocol.pinblock import encode_pinblock_iso_0, encrypt_pinblock
 
 
 @dataclass
-class TestTerminal:
-    __test__ = False  # a helper, not a test class
+class SoftTerminal:
     terminal_id: str
     merchant_id: str
     currency: str
@@ -59,7 +64,7 @@ class TestTerminal:
 
     def message(self, mti: str, fields: dict[str, str], *, pin: str | None = None, pan: str | None = None,
                 mac: bool | None = None) -> bytes:
-        msg = {"t": mti, "7": "1122090000", "11": self.next_stan(), "41": self.terminal_id,
+        msg = {"t": mti, "7": datetime.now(UTC).strftime("%m%d%H%M%S"), "11": self.next_stan(), "41": self.terminal_id,
                "42": self.merchant_id, "49": self.currency, **fields}
         use_mac = self.mac_required if mac is None else mac
         keys = None
@@ -71,3 +76,27 @@ class TestTerminal:
         if use_mac:
             return iso8583.encode_with_mac(msg, lambda data: retail_mac(keys.mac_request, data))
         return iso8583.encode_message(msg)
+
+
+class IsoClient:
+    """A blocking ISO 8583 client: 2-byte big-endian length framing, one request at a time."""
+
+    def __init__(self, host: str, port: int, timeout_s: float = 10.0) -> None:
+        self._socket = socket.create_connection((host, port), timeout=timeout_s)
+
+    def exchange(self, raw: bytes) -> dict[str, str]:
+        self._socket.sendall(struct.pack(">H", len(raw)) + raw)
+        header = self._read(2)
+        return iso8583.decode_message(self._read(struct.unpack(">H", header)[0]))
+
+    def _read(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self._socket.recv(size - len(data))
+            if not chunk:
+                raise ConnectionError("host closed the connection")
+            data += chunk
+        return data
+
+    def close(self) -> None:
+        self._socket.close()
