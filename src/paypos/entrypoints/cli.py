@@ -397,6 +397,27 @@ def sandbox_add_cards(
                                                         ["id", "pan", "expiry", "pin", "cvn", "available_minor"]))
 
 
+@app.command()
+def bench(
+    terminals: Annotated[int, typer.Option("--terminals", min=1, max=1000, help="Concurrent terminals.")] = 64,
+    duration: Annotated[int, typer.Option("--duration", min=1, max=3600, help="Seconds of load.")] = 30,
+    database_url: DatabaseUrl = None,
+    host: Annotated[str | None, typer.Option("--host", help="A running host to load (default: start one).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Its ISO 8583 port.")] = None,
+) -> None:
+    """Load the ISO 8583 host with N terminals (mix: 60% tap, 30% chip+PIN, 10% refunds/reversals);
+    on PostgreSQL compare with pgbench TPC-B. Runs from a paypos checkout (bench/)."""
+    checkout = Path(__file__).resolve().parents[3]
+    if not (checkout / "bench" / "iso.py").exists():
+        _fail("paypos bench runs from a source checkout (bench/iso.py not found)")
+    sys.path.insert(0, str(checkout))
+    from bench.iso import run
+
+    if host is not None and port is None:
+        _fail("--port is needed with --host")
+    run(terminals, duration, database_url, host, port)
+
+
 def main() -> None:
     app()
 

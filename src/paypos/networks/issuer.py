@@ -95,7 +95,8 @@ class SandboxIssuer:
             return IssuerDecision(Result.NOT_PERMITTED_TO_CARDHOLDER, f"card has no {request.interface.value} interface")
         if request.currency != request.funding_card.currency:
             return IssuerDecision(Result.NOT_PERMITTED_TO_CARDHOLDER, "card currency differs from the transaction's")
-        if request.icc is None and request.interface in (CardInterface.CHIP, CardInterface.CONTACTLESS):
+        chip = request.interface in (CardInterface.CHIP, CardInterface.CONTACTLESS)
+        if request.needs_cryptogram and request.icc is None and chip:
             return IssuerDecision(Result.DO_NOT_HONOUR, "chip data (field 55) missing")
         return None
 

@@ -1,0 +1,228 @@
+"""Load generator for the ISO 8583 host (paypos ISO 8583 profile v1).
+
+    paypos bench [--terminals 64] [--duration 30] [--database-url URL] [--host H --port P]
+
+N concurrent terminals, each on its own TCP connection with its own sandbox
+terminal and cards (KSNs and ATCs only rise), send the standard mix for D
+seconds: 60 % contactless without PIN, 30 % chip with online PIN, 10 % refunds
+and reversals. Prints approved/s, p50/p95/p99 latency and error counts. Without
+--host it starts `paypos serve` itself on a fresh database (SQLite in a temp
+dir, or the PostgreSQL --database-url given). On PostgreSQL it also runs
+pgbench TPC-B (scale 10, 8 clients, same duration) on the same server and
+prints the ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from paypos.protocol import emv, iso8583
+from paypos.terminal.simulator import SoftTerminal
+
+console = Console()
+
+
+@dataclass
+class Stats:
+    latencies_s: list[float] = field(default_factory=list)
+    codes: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _paypos(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "paypos.entrypoints.cli", *args], capture_output=True, text=True,
+                          env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"paypos {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def exchange(self, raw: bytes) -> dict[str, str]:
+        self.writer.write(struct.pack(">H", len(raw)) + raw)
+        await self.writer.drain()
+        size = struct.unpack(">H", await self.reader.readexactly(2))[0]
+        return iso8583.decode_message(await self.reader.readexactly(size))
+
+
+def _purchase(t: SoftTerminal, card: dict, amount: int, contactless: bool) -> bytes:
+    entry = "072" if contactless else "051"
+    fields = {"3": "000000", "4": f"{amount:012d}", "22": entry, "23": card["psn"].zfill(3), "35": card["track2"],
+              "55": emv.encode_field_55(t.icc(card, amount))}
+    return t.message("0200", fields, pin=None if contactless else "1234", pan=card["pan"])
+
+
+async def _terminal_loop(
+    t: SoftTerminal, cards: list[dict], host: str, port: int, deadline: float, stats: Stats, rng: random.Random
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    conn = Connection(reader, writer)
+    approved: list[dict[str, str]] = []
+    try:
+        while time.monotonic() < deadline:
+            roll = rng.random()
+            card = rng.choice(cards)
+            if roll < 0.10 and approved:
+                kind, raw = _refund_or_reversal(t, cards, approved, rng)
+            else:
+                kind = "contactless" if roll < 0.70 else "chip+pin"
+                raw = _purchase(t, card, rng.randint(100, 9_000), contactless=kind == "contactless")
+            started = time.perf_counter()
+            try:
+                response = await asyncio.wait_for(conn.exchange(raw), timeout=30)
+            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError) as error:
+                stats.errors[type(error).__name__] += 1
+                break
+            stats.latencies_s.append(time.perf_counter() - started)
+            stats.kinds[kind] += 1
+            stats.codes[response.get("39", "??")] += 1
+            if response.get("39") == "00" and kind in ("contactless", "chip+pin"):
+                approved.append({**response, "_card": card["id"]})
+    finally:
+        writer.close()
+
+
+def _refund_or_reversal(t: SoftTerminal, cards: list[dict], approved: list[dict[str, str]], rng: random.Random):  # type: ignore[no-untyped-def]
+    sale = approved.pop(rng.randrange(len(approved)))
+    card = next(c for c in cards if c["id"] == sale["_card"])  # refunds go back to the sale's card
+    if rng.random() < 0.5:
+        original = iso8583.OriginalData("0200", sale["11"], sale["7"], "0", "0")
+        return "reversal", t.message("0400", {"3": "000000", "4": sale["4"],
+                                             "90": iso8583.format_original_data_elements(original)})
+    fields = {"3": "200000", "4": sale["4"], "22": "072", "23": card["psn"].zfill(3), "35": card["track2"],
+              "37": sale["37"]}
+    return "refund", t.message("0200", fields, pan=card["pan"])
+
+
+def _provision(count: int, env: dict[str, str]) -> tuple[list[SoftTerminal], list[list[dict]]]:
+    terminals = json.loads(_paypos("sandbox", "add-terminals", str(count), "--json", env=env))
+    cards = json.loads(_paypos("sandbox", "add-cards", str(count * 2), "--available-minor", "100000000",
+                               "--interfaces", "chip,contactless", "--json", env=env))
+    softs = [SoftTerminal(r["terminal_id"], r["merchant_id"], r["currency"], r["bdk"], r["initial_ksn"],
+                          r["mac_required"]) for r in terminals]
+    return softs, [cards[2 * i: 2 * i + 2] for i in range(count)]
+
+
+async def _run_load(host: str, port: int, terminals: list[SoftTerminal], cards: list[list[dict]],
+                    duration_s: float, seed: int) -> tuple[Stats, float]:
+    stats = Stats()
+    started = time.monotonic()
+    deadline = started + duration_s
+    loops = [asyncio.create_task(_terminal_loop(t, c, host, port, deadline, stats, random.Random(seed + i)))
+             for i, (t, c) in enumerate(zip(terminals, cards))]
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[done]} answered"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"{len(terminals)} terminals", total=duration_s, done=0)
+        while not all(loop.done() for loop in loops):
+            await asyncio.sleep(0.25)
+            progress.update(task, completed=min(time.monotonic() - started, duration_s),
+                            done=len(stats.latencies_s))
+    await asyncio.gather(*loops, return_exceptions=True)
+    return stats, time.monotonic() - started
+
+
+def _percentile(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def _pgbench(database_url: str, duration_s: int) -> float:
+    """TPC-B (pgbench default script), scale 10, 8 clients, in a scratch database on the same server."""
+    base = database_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0]
+    scratch = f"paypos_pgbench_{os.getpid()}"
+    admin = base + "/postgres"
+    subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{scratch}"'], check=True, capture_output=True)
+    try:
+        subprocess.run(["pgbench", "-i", "-q", "-s", "10", base + "/" + scratch], check=True, capture_output=True)
+        done = subprocess.run(["pgbench", "-c", "8", "-j", "2", "-T", str(duration_s), base + "/" + scratch],
+                              check=True, capture_output=True, text=True)
+        match = re.search(r"tps = ([0-9.]+)", done.stdout)
+        return float(match.group(1)) if match else float("nan")
+    finally:
+        subprocess.run(["psql", admin, "-qc", f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'], capture_output=True)
+
+
+def _start_host(database_url: str | None, tmp: Path) -> tuple[subprocess.Popen[bytes], int, dict[str, str]]:
+    env = {**os.environ, "PAYPOS_DATA_DIR": str(tmp / "data")}
+    if database_url:
+        env["PAYPOS_DATABASE_URL"] = database_url
+    _paypos("init", "--sandbox", env=env)
+    iso_port, http_port = _free_port(), _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "paypos.entrypoints.cli", "serve", "--iso-port", str(iso_port),
+         "--http-port", str(http_port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", iso_port), timeout=0.2).close()
+            return server, iso_port, env
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("paypos serve did not open its ISO port")
+
+
+def run(terminals: int, duration_s: int, database_url: str | None, host: str | None, port: int | None,
+        seed: int = 1) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None
+        if host is None:
+            server, port, env = _start_host(database_url, Path(tmp))
+            host = "127.0.0.1"
+        else:
+            env = {**os.environ}
+        try:
+            softs, cards = _provision(terminals, env)
+            stats, wall_s = asyncio.run(_run_load(host, int(port or 0), softs, cards, duration_s, seed))
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+    _report(stats, wall_s, terminals, database_url)
+    if database_url and database_url.startswith("postgres"):
+        tps = _pgbench(database_url, duration_s)
+        approved_s = stats.codes["00"] / wall_s
+        console.print(f"pgbench TPC-B (scale 10, 8 clients, {duration_s} s): {tps:.1f} tps; "
+                      f"paypos approved/s ÷ pgbench tps = {approved_s / tps:.2f}×")
+
+
+def _report(stats: Stats, wall_s: float, terminals: int, database_url: str | None) -> None:
+    backend = "postgresql" if database_url and database_url.startswith("postgres") else "sqlite"
+    lat_ms = [s * 1000 for s in stats.latencies_s]
+    console.print(f"paypos ISO 8583 host on {backend}: {terminals} terminals, {wall_s:.1f} s")
+    console.print(f"  answered/s  : {len(lat_ms) / wall_s:10.1f}")
+    console.print(f"  approved/s  : {stats.codes['00'] / wall_s:10.1f}")
+    console.print(f"  latency ms  : p50 {_percentile(lat_ms, 50):.1f}  p95 {_percentile(lat_ms, 95):.1f}  "
+                  f"p99 {_percentile(lat_ms, 99):.1f}")
+    console.print(f"  mix         : {dict(stats.kinds)}")
+    console.print(f"  codes       : {dict(stats.codes)}")
+    console.print(f"  errors      : {dict(stats.errors) or 'none'}")
