@@ -215,13 +215,14 @@ SECURITY_ENVELOPE_FIELDS: Final = frozenset({"52", "62", "64", "128"})
 
 
 class MessageError(ValueError):
-    """A message or field value broke a rule of profile v1.
+    """A message or field value broke a rule of profile v1: ``MessageError(reason, field="4")``.
 
     ``field`` is the pyiso8583 key at fault ("t" MTI, "p"/"1" bitmaps, "2".."128"), or
-    ``None`` for the message as a whole; ``reason`` is the rule. Never carries card data.
+    ``None`` for the message as a whole; ``reason`` is the rule, and ``str(error)`` is
+    "field 4: <reason>". Never carries card data.
     """
 
-    def __init__(self, field: str | None, reason: str) -> None:
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
         self.field = field
         self.reason = reason
         super().__init__(f"{_label(field)}: {reason}" if field is not None else reason)
@@ -262,18 +263,18 @@ def _check_formats(fields: Mapping[str, str]) -> None:
         fmt = FIELD_FORMATS.get(key)
         problem = _format_problem(fmt, value) if fmt is not None else None
         if problem is not None:
-            raise MessageError(key, problem)
+            raise MessageError(problem, field=key)
 
 
 def _check_mti(mti: object) -> str:
     if not isinstance(mti, str) or len(mti) != _MTI_CHARS or not _DIGITS.issuperset(mti):
-        raise MessageError("t", "must be 4 digits")
+        raise MessageError("must be 4 digits", field="t")
     return mti
 
 
 def _fixed_digits(value: object, field: str, digits: int, what: str) -> str:
     if not isinstance(value, str) or len(value) != digits or not _DIGITS.issuperset(value):
-        raise MessageError(field, f"{what} must be {digits} digits")
+        raise MessageError(f"{what} must be {digits} digits", field=field)
     return value
 
 
@@ -299,7 +300,8 @@ def mti_class(mti: str) -> MessageClass:
     try:
         return MessageClass(digit)
     except ValueError:
-        raise MessageError("t", f"message class {digit} is reserved in ISO 8583:1987") from None
+        reason = f"message class {digit} is reserved in ISO 8583:1987"
+        raise MessageError(reason, field="t") from None
 
 
 def is_request(mti: str) -> bool:
@@ -312,7 +314,7 @@ def response_mti(mti: str) -> str:
     try:
         return RESPONSE_MTI[_check_mti(mti)]
     except KeyError:
-        raise MessageError("t", f"{mti} is not a request or advice of profile v1") from None
+        raise MessageError(f"{mti} is not a request or advice of profile v1", field="t") from None
 
 
 def response_echo(request: Mapping[str, str]) -> dict[str, str]:
@@ -333,7 +335,7 @@ def business_fields(fields: Mapping[str, str]) -> dict[str, str]:
 def _read_mti(raw: bytes) -> str:
     mti = raw[:_MTI_CHARS]
     if len(mti) != _MTI_CHARS or not mti.isdigit():
-        raise MessageError("t", "must be 4 digits")
+        raise MessageError("must be 4 digits", field="t")
     return mti.decode("ascii")
 
 
@@ -356,7 +358,7 @@ def _read_bitmaps(raw: bytes, hex_chars: frozenset[str]) -> tuple[set[int], int]
             break
         chars = raw[index : index + _BITMAP_CHARS]
         if len(chars) != _BITMAP_CHARS or not hex_chars.issuperset(chars.decode("latin-1")):
-            raise MessageError(key, "must be 16 upper-case hex characters")
+            raise MessageError("must be 16 upper-case hex characters", field=key)
         present |= _bitmap_fields(chars, offset)
         index += _BITMAP_CHARS
     return present, index
@@ -364,16 +366,16 @@ def _read_bitmaps(raw: bytes, hex_chars: frozenset[str]) -> tuple[set[int], int]
 
 def _check_bitmap_rules(present: set[int]) -> None:
     if 65 in present:
-        raise MessageError("1", "bit 65 (a tertiary bitmap) is not used in profile v1")
+        raise MessageError("bit 65 (a tertiary bitmap) is not used in profile v1", field="1")
     if 1 in present and not any(65 < number <= 128 for number in present):
-        raise MessageError("1", "secondary bitmap is present but no field 65-128 is")
+        raise MessageError("secondary bitmap is present but no field 65-128 is", field="1")
 
 
 def _from_decode_error(error: iso8583.DecodeError, raw: bytes) -> MessageError:
     if error.msg.startswith("Extra data after last field"):
         extra = len(raw) - error.pos
-        return MessageError(None, f"{extra} bytes of extra data after the last field")
-    return MessageError(error.field, f"{error.msg} (at byte {error.pos})")
+        return MessageError(f"{extra} bytes of extra data after the last field")
+    return MessageError(f"{error.msg} (at byte {error.pos})", field=error.field)
 
 
 def decode_message(raw: bytes) -> dict[str, str]:
@@ -394,7 +396,7 @@ def decode_message(raw: bytes) -> dict[str, str]:
         raise _from_decode_error(error, raw) from None
     for key, parts in encoded.items():
         if parts["len"] and not parts["len"].isdigit():
-            raise MessageError(key, "length prefix must be ASCII digits")
+            raise MessageError("length prefix must be ASCII digits", field=key)
     fields = {key: value for key, value in decoded.items() if key not in _BITMAP_KEYS}
     _check_formats(fields)
     return fields
@@ -407,10 +409,10 @@ def _checked_document(fields: Mapping[str, str]) -> dict[str, str]:
         if key in _BITMAP_KEYS:
             continue
         if key != "t" and key not in _DATA_FIELD_KEYS:
-            raise MessageError(None, f"{key!r} is not a field of profile v1 (t, 2-64, 66-128)")
+            raise MessageError(f"{key!r} is not a field of profile v1 (t, 2-64, 66-128)")
         document[key] = value
     if "t" not in document:
-        raise MessageError("t", "is required")
+        raise MessageError("is required", field="t")
     _check_mti(document["t"])
     _check_formats(document)
     return document
@@ -422,7 +424,7 @@ def encode_message(fields: Mapping[str, str]) -> bytes:
     try:
         encoded, _ = iso8583.encode(document, SPEC)
     except iso8583.EncodeError as error:
-        raise MessageError(error.field, error.msg) from None
+        raise MessageError(error.msg, field=error.field) from None
     return bytes(encoded)
 
 
@@ -445,10 +447,10 @@ def _field_extent(raw: bytes, index: int, number: int) -> tuple[int, int]:
     if len_type:
         prefix = raw[index : index + len_type]
         if len(prefix) != len_type or not prefix.isdigit() or int(prefix) > max_len:
-            raise MessageError(str(number), "unreadable length prefix")
+            raise MessageError("unreadable length prefix", field=str(number))
         index, max_len = index + len_type, int(prefix)
     if index + max_len > len(raw):
-        raise MessageError(str(number), "message ends inside the field")
+        raise MessageError("message ends inside the field", field=str(number))
     return index, index + max_len
 
 
@@ -533,11 +535,11 @@ def encode_with_mac(fields: Mapping[str, str], mac_fn: Callable[[bytes], bytes])
 def _mac_placement_problem(fields: Mapping[str, str]) -> MessageError | None:
     above_64 = any(int(key) > 64 for key in fields if key in _DATA_FIELD_KEYS and key != "128")
     if "128" in fields and "64" in fields:
-        return MessageError("64", "must be absent when the MAC is in field 128")
+        return MessageError("must be absent when the MAC is in field 128", field="64")
     if "128" in fields and not above_64:
-        return MessageError("128", "the MAC belongs in field 64 when no other field is above 64")
+        return MessageError("MAC belongs in field 64 when no other field is above 64", field="128")
     if "64" in fields and above_64:
-        return MessageError("64", "the MAC belongs in field 128 when a field above 64 is present")
+        return MessageError("MAC belongs in field 128 when a field above 64 is present", field="64")
     return None
 
 
@@ -642,7 +644,7 @@ def _parse_number(value: str, field: str, allowed: tuple[str, ...], what: str) -
 def _format_number(number: int, field: str, allowed: tuple[str, ...], what: str) -> str:
     digits = _width(field, allowed)
     if type(number) is not int or not 0 <= number < 10**digits:
-        raise MessageError(field, f"{what} must be an int from 0 to {10**digits - 1}")
+        raise MessageError(f"{what} must be an int from 0 to {10**digits - 1}", field=field)
     return f"{number:0{digits}d}"
 
 
@@ -679,8 +681,13 @@ class TransmissionDateTime:
     minute: int
     second: int
 
+    def __post_init__(self) -> None:
+        _check_mmddhhmmss(self.month, self.day, self.hour, self.minute, self.second, "7")
+
     def to_datetime(self, now: datetime) -> datetime:
         """The UTC datetime with this MMDDhhmmss nearest to ``now`` (last, this or next year)."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
         now = now.astimezone(UTC)
         candidates = []
         for year in (now.year - 1, now.year, now.year + 1):
@@ -692,7 +699,7 @@ class TransmissionDateTime:
                 continue
             candidates.append(moment)
         if not candidates:
-            raise MessageError("7", "transmission date 0229 is not within a year of now")
+            raise MessageError("transmission date 0229 is not within a year of now", field="7")
         return min(candidates, key=lambda moment: abs(moment - now))
 
 
@@ -700,11 +707,18 @@ def parse_transmission_datetime(value: str, field: str = "7") -> TransmissionDat
     """Validate MMDDhhmmss (month 01-12, a day of that month, 29 February allowed)."""
     text = _fixed_digits(value, field, 10, "transmission date and time")
     month, day, hour, minute, second = (int(text[i : i + 2]) for i in range(0, 10, 2))
+    _check_mmddhhmmss(month, day, hour, minute, second, field)
+    return TransmissionDateTime(month, day, hour, minute, second)
+
+
+def _check_mmddhhmmss(
+    month: int, day: int, hour: int, minute: int, second: int, field: str
+) -> None:
     try:  # 2000 is a leap year, so 29 February passes; the year is unknown here.
         datetime(2000, month, day, hour, minute, second)
-    except ValueError:
-        raise MessageError(field, "transmission date and time must be a valid MMDDhhmmss") from None
-    return TransmissionDateTime(month, day, hour, minute, second)
+    except (TypeError, ValueError):
+        reason = "transmission date and time must be a valid MMDDhhmmss"
+        raise MessageError(reason, field=field) from None
 
 
 def format_transmission_datetime(moment: datetime) -> str:
@@ -742,7 +756,7 @@ class OriginalData:
             value = getattr(self, name)
             ok = isinstance(value, str) and len(value) <= _INSTITUTION_ID_DIGITS
             if not ok or not _DIGITS.issuperset(value):
-                raise MessageError("90", f"{name} must be at most 11 digits")
+                raise MessageError(f"{name} must be at most 11 digits", field="90")
             object.__setattr__(self, name, value.zfill(_INSTITUTION_ID_DIGITS))
 
 
@@ -785,8 +799,10 @@ class AdditionalAmount:
         _fixed_digits(self.amount_type, "54", 2, "amount type")
         _fixed_digits(self.currency, "54", 3, "currency")
         if self.sign not in ("C", "D"):
-            raise MessageError("54", "amount sign must be C or D")
-        format_amount(self.amount_minor)
+            raise MessageError("amount sign must be C or D", field="54")
+        amount = self.amount_minor
+        if type(amount) is not int or not 0 <= amount < 10**12:
+            raise MessageError("amount must be an int from 0 to 999999999999", field="54")
 
 
 def format_additional_amounts(amounts: Iterable[AdditionalAmount]) -> str:
@@ -796,7 +812,7 @@ def format_additional_amounts(amounts: Iterable[AdditionalAmount]) -> str:
         for a in amounts
     ]
     if not 1 <= len(entries) <= 6:
-        raise MessageError("54", "must hold 1 to 6 amounts")
+        raise MessageError("must hold 1 to 6 amounts", field="54")
     return "".join(entries)
 
 
@@ -804,7 +820,7 @@ def parse_additional_amounts(value: str) -> tuple[AdditionalAmount, ...]:
     """The entries of field 54."""
     size = len(value) if isinstance(value, str) else 0
     if size == 0 or size % _ADDITIONAL_AMOUNT_CHARS or size > 6 * _ADDITIONAL_AMOUNT_CHARS:
-        raise MessageError("54", "must be 1 to 6 entries of 20 characters")
+        raise MessageError("must be 1 to 6 entries of 20 characters", field="54")
     step = _ADDITIONAL_AMOUNT_CHARS
     return tuple(_additional_amount(value[i : i + step]) for i in range(0, size, step))
 
@@ -812,7 +828,7 @@ def parse_additional_amounts(value: str) -> tuple[AdditionalAmount, ...]:
 def _additional_amount(entry: str) -> AdditionalAmount:
     sign = entry[7]
     if sign not in ("C", "D"):
-        raise MessageError("54", "amount sign must be C or D")
+        raise MessageError("amount sign must be C or D", field="54")
     amount = int(_fixed_digits(entry[8:], "54", 12, "amount"))
     return AdditionalAmount(entry[0:2], entry[2:4], entry[4:7], sign, amount)
 
@@ -843,9 +859,9 @@ def parse_pos_entry_mode(value: str) -> PosEntryMode:
     try:
         pan_entry_mode = PanEntryMode(text[:2])
     except ValueError:
-        raise MessageError("22", "PAN entry mode must be 01, 02, 05 or 07") from None
+        raise MessageError("PAN entry mode must be 01, 02, 05 or 07", field="22") from None
     if text[2] not in "12":
-        raise MessageError("22", "PIN entry digit must be 1 (PIN entered) or 2 (no PIN)")
+        raise MessageError("PIN entry digit must be 1 (PIN entered) or 2 (no PIN)", field="22")
     return PosEntryMode(pan_entry_mode, pin_entered=text[2] == "1")
 
 
@@ -855,9 +871,9 @@ def parse_pos_entry_mode(value: str) -> PosEntryMode:
 def _hex_bytes(value: object, field: str, chars: int | None, what: str) -> bytes:
     size = f"{chars} hex characters" if chars else "an even number of hex characters"
     if not isinstance(value, str) or _format_problem("b", value) is not None:
-        raise MessageError(field, f"{what} must be {size}")
+        raise MessageError(f"{what} must be {size}", field=field)
     if chars is not None and len(value) != chars:
-        raise MessageError(field, f"{what} must be {size}")
+        raise MessageError(f"{what} must be {size}", field=field)
     return bytes.fromhex(value)
 
 
@@ -875,12 +891,12 @@ def parse_icc_data(value: str) -> bytes:
     """Field 55: the EMV TLV bytes (at most 255, 510 hex characters)."""
     data = _hex_bytes(value, "55", None, "ICC data")
     if len(data) * 2 > int(SPEC["55"]["max_len"]):
-        raise MessageError("55", "ICC data must be at most 255 bytes")
+        raise MessageError("ICC data must be at most 255 bytes", field="55")
     return data
 
 
 def format_icc_data(data: bytes) -> str:
     """Field 55 for EMV TLV bytes: upper-case hex, at most 255 bytes."""
     if not data or len(data) * 2 > int(SPEC["55"]["max_len"]):
-        raise MessageError("55", "ICC data must be 1 to 255 bytes")
+        raise MessageError("ICC data must be 1 to 255 bytes", field="55")
     return bytes(data).hex().upper()
