@@ -12,16 +12,13 @@ from paypos.adapters.db.uow import UnitOfWork
 from paypos.adapters.vault import Vault
 from paypos.authorization.result import Result
 from paypos.domain.registry import CardInterface, IssuerCard, Merchant, Terminal
+from paypos.protocol import iso8583
 from paypos.protocol.dukpt import WorkingKeys
 
-# The security envelope: a terminal re-sending a request under a fresh KSN
-# changes these, and it is still the same request.
-ENVELOPE_FIELDS = frozenset({"52", "62", "64", "128", "p", "s", "h", "b"})
-
-
 def business_fingerprint(fields: dict[str, str]) -> str:
-    """SHA-256 over every field but the security envelope (and the bitmaps)."""
-    content = {k: v for k, v in fields.items() if k not in ENVELOPE_FIELDS and not k.startswith("b")}
+    """SHA-256 over every field but the security envelope (52, 62, 64, 128): a terminal
+    re-sending a request under a fresh KSN changes those, and it is still the same request."""
+    content = iso8583.business_fields(fields)
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 

@@ -187,6 +187,16 @@ class ValidateFinancial(_Base):
                 raise Decline(Result.FORMAT_ERROR, str(error)) from None
 
 
+class RefuseUnsupported(_Base):
+    """A message type or processing code the host does not offer: 12, after the envelope
+    (terminal, MAC, duplicate, KSN) so that the answer is signed like any other."""
+
+    name = "unsupported"
+
+    def prepare(self, ctx: AuthContext) -> None:
+        raise Decline(Result.INVALID_TRANSACTION, "unsupported MTI/processing code")
+
+
 class RefuseReversedOriginal(_Base):
     """An original whose reversal came first is never posted."""
 
@@ -233,15 +243,24 @@ class Issuer(_Base):
     name: str = "issuer"
     check_cryptogram: bool = True
 
-    def prepare(self, ctx: AuthContext) -> None:
+    def _request(self, ctx: AuthContext) -> IssuerRequest:
         terminal, card, funding = ctx.require("terminal"), ctx.require("card"), ctx.require("funding_card")
-        request = IssuerRequest(
+        return IssuerRequest(
             card=card, funding_card=funding, pan=str(ctx.pan), amount_minor=ctx.amount_minor,
             currency=ctx.request["49"], interface=ctx.interface, icc=ctx.icc, pin_block=ctx.pin_block,
             terminal_cvm_limit_minor=terminal.contactless_cvm_limit_minor,  # type: ignore[attr-defined]
             needs_cryptogram=self.check_cryptogram,
         )
-        decision = SandboxIssuer(ctx.uow, ctx.vault, ctx.now).authorize(request)
+
+    def prepare(self, ctx: AuthContext) -> None:
+        decision = SandboxIssuer(ctx.uow, ctx.vault, ctx.now).authorize(self._request(ctx))
         ctx.tag_91 = decision.tag_91
         if decision.result is not Result.APPROVED:
             raise Decline(decision.result, decision.reason)
+
+    def abort(self, ctx: AuthContext) -> None:
+        """The issuer approved but a later step declined (the ledger's 51, a balance inquiry's
+        57): the card must not get issuer authentication data that says "approved"."""
+        if ctx.tag_91 is not None:
+            ctx.tag_91 = SandboxIssuer(ctx.uow, ctx.vault, ctx.now).issuer_authentication(
+                self._request(ctx), approved=False)

@@ -129,12 +129,15 @@ class SandboxIssuer:
         return emv.generate_arpc(18, imk, request.pan, card.psn, icc, csu=CSU_APPROVED if approved else CSU_DECLINED)
 
     def _decline(self, request: IssuerRequest, result: Result, reason: str, chip: bool) -> IssuerDecision:
-        tag_91 = None
-        if chip and request.card.cvn is not None:
-            sealed = self._uow.registry.card_sealed(request.card.card_id)["imk_ac_enc"]
-            imk = bytes.fromhex(self._vault.open(sealed or b"", "imk_ac"))
-            tag_91 = self._arpc(request, imk, approved=False)
-        return IssuerDecision(result, reason, tag_91)
+        return IssuerDecision(result, reason, self.issuer_authentication(request, approved=False) if chip else None)
+
+    def issuer_authentication(self, request: IssuerRequest, *, approved: bool) -> bytes | None:
+        """Tag 91 for a request whose ARQC verified: ARPC + ARC (CVN 10) or + CSU (CVN 18)."""
+        if request.card.cvn is None or request.icc is None:
+            return None
+        sealed = self._uow.registry.card_sealed(request.card.card_id)["imk_ac_enc"]
+        imk = bytes.fromhex(self._vault.open(sealed or b"", "imk_ac"))
+        return self._arpc(request, imk, approved=approved)
 
     def _check_pin(self, request: IssuerRequest) -> Result | None:
         if request.pin_block is None:

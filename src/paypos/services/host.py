@@ -56,7 +56,7 @@ FLOWS: dict[tuple[str, str], Flow] = {
     ("0420", ""): _flow(None, [posting.Reverse()]),
     ("0500", ""): _flow(None, [posting.Reconcile()]),
 }
-UNSUPPORTED = _flow(None, [])
+UNSUPPORTED = _flow(None, [p.RefuseUnsupported()])
 
 
 def select_flow(request: dict[str, str]) -> Flow:
@@ -108,7 +108,7 @@ class IsoHost:
                                        "39": response_code(Result.FORMAT_ERROR)})
 
     def _system_malfunction(self, request: dict[str, str], raw: bytes) -> bytes:
-        return iso8583.encode_message({**_echo(request), "t": iso8583.response_mti(request["t"]),
+        return iso8583.encode_message({**iso8583.response_echo(request),
                                        "39": response_code(Result.SYSTEM_MALFUNCTION)})
 
     def _process(self, request: dict[str, str], raw: bytes) -> bytes:
@@ -116,10 +116,7 @@ class IsoHost:
         with self.app.uow() as uow:
             ctx = AuthContext(request=request, raw=raw, uow=uow, vault=self.app.vault, now=self.app.clock())
             try:
-                if flow is UNSUPPORTED:
-                    ctx.result, ctx.reason = Result.INVALID_TRANSACTION, "unsupported MTI/processing code"
-                else:
-                    flow.manager.run(ctx)
+                flow.manager.run(ctx)
             except Replay as replay:
                 return self._encode(replay.response, ctx)
             response = self._respond(ctx, flow)
@@ -134,7 +131,7 @@ class IsoHost:
 
     def _respond(self, ctx: AuthContext, flow: Flow) -> dict[str, str]:
         result = ctx.result or Result.SYSTEM_MALFUNCTION
-        response = {**_echo(ctx.request), "t": iso8583.response_mti(ctx.mti), "39": response_code(result)}
+        response = {**iso8583.response_echo(ctx.request), "39": response_code(result)}
         if flow.kind is not None and ctx.terminal_state is not None:
             rrn, approval = self._journal(ctx, flow.kind, result)
             response["37"] = rrn
@@ -174,7 +171,3 @@ class IsoHost:
             return iso8583.encode_with_mac(response, mac)
         return iso8583.encode_message(response)
 
-
-def _echo(request: dict[str, str]) -> dict[str, str]:
-    echoed = {k: request[k] for k in ("3", "4", "7", "11", "41", "42", "49", "70") if k in request}
-    return echoed
