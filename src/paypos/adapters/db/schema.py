@@ -272,6 +272,7 @@ host_transactions = sa.Table(
     sa.Column("transfer_ref", sa.String(64), nullable=True),  # base of its ledger transfer ids
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_host_transactions_identity", "terminal_id", "stan", "transmission_dt"),
+    sa.Index("ix_host_transactions_card_time", "card_id", "created_at"),  # the velocity rule
 )
 
 # A reversal that arrived before its original: the late original is refused, never posted.

@@ -51,6 +51,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('host_transactions', schema=None) as batch_op:
         batch_op.create_index('ix_host_transactions_identity', ['terminal_id', 'stan', 'transmission_dt'], unique=False)
+        batch_op.create_index('ix_host_transactions_card_time', ['card_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_host_transactions_merchant_id'), ['merchant_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_host_transactions_terminal_id'), ['terminal_id'], unique=False)
 
@@ -101,6 +102,7 @@ def downgrade() -> None:
     with op.batch_alter_table('host_transactions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_host_transactions_terminal_id'))
         batch_op.drop_index(batch_op.f('ix_host_transactions_merchant_id'))
+        batch_op.drop_index('ix_host_transactions_card_time')
         batch_op.drop_index('ix_host_transactions_identity')
 
     op.drop_table('host_transactions')
