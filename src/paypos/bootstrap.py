@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from paypos.adapters.db import migrate
+from paypos.adapters.db.cache import TtlCache
 from paypos.adapters.db.engine import make_engine
 from paypos.adapters.db.uow import UnitOfWork
 from paypos.adapters.vault import Vault
@@ -31,6 +32,8 @@ class App:
     ) -> None:
         self.settings = settings
         self.engine = engine
+        # Shared by every unit of work of this process (see adapters.db.cache).
+        self.cache = TtlCache()
         self.clock = clock
         self._vault = vault
         self._initialising = initialising
@@ -43,7 +46,7 @@ class App:
         return self._vault
 
     def uow(self, *, write: bool = True) -> UnitOfWork:
-        return UnitOfWork(self.engine, write=write)
+        return UnitOfWork(self.engine, write=write, cache=self.cache)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -86,3 +86,6 @@ iso_request_timeout_s = 20
 iso_frame_bytes_max = 8192
 # Threads answering ISO 8583 requests (each runs one database transaction at a time).
 iso_worker_threads = 8
+# Registry rows (terminals, merchants, cards, keys, account ids) cached by a host process.
+registry_cache_ttl_s = 5.0
+registry_cache_entries_max = 200_000

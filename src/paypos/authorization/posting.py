@@ -12,7 +12,7 @@ from paypos import limits
 from paypos.authorization.context import AuthContext
 from paypos.authorization.participants import _Base
 from paypos.authorization.result import Decline, Result
-from paypos.domain.ledger import Account, TransferKind, TransferRequest, TransferResult
+from paypos.domain.ledger import TransferKind, TransferRequest, TransferResult
 from paypos.domain.pricing import fee_minor
 from paypos.networks.sandbox.catalog import ACCOUNT_CODE_FOR_FUNDING
 from paypos.protocol import iso8583
@@ -24,23 +24,23 @@ def transfer_ref(ctx: AuthContext) -> str:
     return f"{ctx.terminal_id}:{ctx.transmission_dt}:{ctx.stan}"
 
 
-def _account(ctx: AuthContext, owner_ref: str, code: str) -> Account:
-    account = ctx.uow.ledger.find_account(owner_ref, code, ctx.currency_alpha)
-    if account is None:
+def _account(ctx: AuthContext, owner_ref: str, code: str) -> int:
+    account_id = ctx.uow.ledger.find_account_id(owner_ref, code, ctx.currency_alpha)
+    if account_id is None:
         raise Decline(Result.SYSTEM_MALFUNCTION, f"ledger account {owner_ref} {code} {ctx.currency_alpha} missing")
-    return account
+    return account_id
 
 
-def card_account(ctx: AuthContext) -> Account:
+def card_account(ctx: AuthContext) -> int:
     funding = ctx.require("funding_card")
     return _account(ctx, f"card:{funding.card_id}", ACCOUNT_CODE_FOR_FUNDING[funding.funding])  # type: ignore[attr-defined]
 
 
-def merchant_account(ctx: AuthContext, code: str = "merchant_pending") -> Account:
+def merchant_account(ctx: AuthContext, code: str = "merchant_pending") -> int:
     return _account(ctx, f"merchant:{ctx.require('merchant').merchant_id}", code)  # type: ignore[attr-defined]
 
 
-def fees_account(ctx: AuthContext) -> Account:
+def fees_account(ctx: AuthContext) -> int:
     return _account(ctx, "platform", "fees_revenue")
 
 
@@ -59,10 +59,10 @@ def sale_chain(ctx: AuthContext, base: str, amount: int) -> list[TransferRequest
     """Cardholder → merchant pending (amount), merchant pending → platform fees (fee): one atomic chain."""
     card, merchant, fees = card_account(ctx), merchant_account(ctx), fees_account(ctx)
     ctx.fee_minor = fee_minor(amount)
-    chain = [TransferRequest(f"{base}:sale", card.id, merchant.id, amount, ctx.currency_alpha, code="sale",
+    chain = [TransferRequest(f"{base}:sale", card, merchant, amount, ctx.currency_alpha, code="sale",
                              linked=ctx.fee_minor > 0)]
     if ctx.fee_minor > 0:
-        chain.append(TransferRequest(f"{base}:fee", merchant.id, fees.id, ctx.fee_minor, ctx.currency_alpha,
+        chain.append(TransferRequest(f"{base}:fee", merchant, fees, ctx.fee_minor, ctx.currency_alpha,
                                      code="fee"))
     return chain
 
@@ -81,7 +81,7 @@ class PlaceHold(_Base):
 
     def prepare(self, ctx: AuthContext) -> None:
         card, merchant = card_account(ctx), merchant_account(ctx)
-        post(ctx, [TransferRequest(f"{transfer_ref(ctx)}:hold", card.id, merchant.id, ctx.amount_minor,
+        post(ctx, [TransferRequest(f"{transfer_ref(ctx)}:hold", card, merchant, ctx.amount_minor,
                                    ctx.currency_alpha, kind=TransferKind.PENDING,
                                    timeout_s=limits.preauth_hold_s_default, code="preauth")])
 
@@ -115,7 +115,7 @@ class CompleteHold(_Base):
         chain = [TransferRequest(f"{base}:post", kind=TransferKind.POST_PENDING, pending_id=f"{original.transfer_ref}:hold",
                                  amount=ctx.amount_minor, linked=ctx.fee_minor > 0, code="completion")]
         if ctx.fee_minor:
-            chain.append(TransferRequest(f"{base}:fee", merchant.id, fees.id, ctx.fee_minor, ctx.currency_alpha, code="fee"))
+            chain.append(TransferRequest(f"{base}:fee", merchant, fees, ctx.fee_minor, ctx.currency_alpha, code="fee"))
         post(ctx, chain)
         ctx.uow.host.update_transaction(original.id, status="completed", completed_minor=ctx.amount_minor)
 
@@ -141,7 +141,7 @@ class Refund(_Base):
             ctx.uow.host.update_transaction(original.id, refunded_minor=original.refunded_minor + ctx.amount_minor)
         else:
             source = merchant_account(ctx, "merchant_available")
-        post(ctx, [TransferRequest(f"{transfer_ref(ctx)}:refund", source.id, card.id, ctx.amount_minor,
+        post(ctx, [TransferRequest(f"{transfer_ref(ctx)}:refund", source, card, ctx.amount_minor,
                                    ctx.currency_alpha, code="refund")])
 
 
@@ -152,7 +152,8 @@ class BalanceInquiry(_Base):
         funding = ctx.require("funding_card")
         if funding.funding.value != "prepaid":  # type: ignore[attr-defined]
             raise Decline(Result.NOT_PERMITTED_TO_CARDHOLDER, "balance inquiry is for prepaid cards")
-        ctx.balance_minor = card_account(ctx).balances.available_credit_balance
+        account = ctx.uow.ledger.get_account(card_account(ctx))  # fresh: balances are never cached
+        ctx.balance_minor = account.balances.available_credit_balance if account else 0
 
 
 class Reverse(_Base):
@@ -188,12 +189,12 @@ class Reverse(_Base):
         currency_alpha = original.currency
         if original.kind == "refund":
             source = merchant if original.original_id else merchant_account(ctx, "merchant_available")
-            return [TransferRequest(f"{base}:rev:refund", card.id, source.id, original.amount_minor, currency_alpha,
+            return [TransferRequest(f"{base}:rev:refund", card, source, original.amount_minor, currency_alpha,
                                     code="reversal")]
-        chain = [TransferRequest(f"{base}:rev:sale", merchant.id, card.id, original.amount_minor, currency_alpha,
+        chain = [TransferRequest(f"{base}:rev:sale", merchant, card, original.amount_minor, currency_alpha,
                                  code="reversal", linked=original.fee_minor > 0)]
         if original.fee_minor:
-            chain.append(TransferRequest(f"{base}:rev:fee", fees.id, merchant.id, original.fee_minor, currency_alpha,
+            chain.append(TransferRequest(f"{base}:rev:fee", fees, merchant, original.fee_minor, currency_alpha,
                                          code="reversal"))
         return chain
 

@@ -118,6 +118,7 @@ class IsoHost:
             try:
                 flow.manager.run(ctx)
             except Replay as replay:
+                uow.commit()  # nothing was written before the duplicate check; keep the cache warm
                 return self._encode(replay.response, ctx)
             response = self._respond(ctx, flow)
             # Only authenticated requests are remembered: a message with a bad MAC (or for

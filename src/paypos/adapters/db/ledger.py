@@ -17,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from paypos import limits
+from paypos.adapters.db.cache import NoCache, TtlCache
 from paypos.adapters.db.schema import (
     ledger_accounts,
     ledger_pending,
@@ -61,8 +62,9 @@ class Violation:
 
 
 class SqlLedger:
-    def __init__(self, connection: sa.Connection) -> None:
+    def __init__(self, connection: sa.Connection, cache: TtlCache | None = None) -> None:
         self._db = connection
+        self._cache = cache or NoCache()
 
     # --- accounts ------------------------------------------------------------
 
@@ -97,6 +99,19 @@ class SqlLedger:
             )
         ).one_or_none()
         return None if row is None else _account(row)
+
+    def find_account_id(self, owner_ref: str, code: str, currency: str) -> int | None:
+        """The id of an account (ids never change, so they are cached for good)."""
+        def load() -> int | None:
+            return self._db.execute(
+                sa.select(ledger_accounts.c.id).where(
+                    ledger_accounts.c.owner_ref == owner_ref,
+                    ledger_accounts.c.code == code,
+                    ledger_accounts.c.currency == currency,
+                )
+            ).scalar_one_or_none()
+
+        return self._cache.get(("account", owner_ref, code, currency), load, forever=True)
 
     def get_account(self, account_id: int) -> Account | None:
         row = self._db.execute(sa.select(ledger_accounts).where(ledger_accounts.c.id == account_id)).one_or_none()

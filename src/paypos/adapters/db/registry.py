@@ -7,9 +7,11 @@ module moves them as bytes and never opens them.
 from __future__ import annotations
 
 from datetime import datetime
+from types import MappingProxyType
 
 import sqlalchemy as sa
 
+from paypos.adapters.db.cache import NoCache, TtlCache
 from paypos.adapters.db.schema import (
     acquirers,
     issuer_cards,
@@ -22,12 +24,14 @@ from paypos.domain.registry import Acquirer, CardInterface, Funding, IssuerCard,
 
 
 class SqlRegistry:
-    def __init__(self, connection: sa.Connection) -> None:
+    def __init__(self, connection: sa.Connection, cache: TtlCache | None = None) -> None:
         self._db = connection
+        self._cache = cache or NoCache()
 
     # --- acquirers and merchants ---------------------------------------------
 
     def add_acquirer(self, acquirer: Acquirer, now: datetime) -> None:
+        self._cache.clear()
         self._db.execute(acquirers.insert().values(acquirer_id=acquirer.acquirer_id, name=acquirer.name, created_at=now))
 
     def get_acquirer(self, acquirer_id: str) -> Acquirer | None:
@@ -35,9 +39,13 @@ class SqlRegistry:
         return None if row is None else Acquirer(row.acquirer_id, row.name)
 
     def add_merchant(self, merchant: Merchant, now: datetime) -> None:
+        self._cache.clear()
         self._db.execute(merchants.insert().values(**_fields(merchant), created_at=now))
 
     def get_merchant(self, merchant_id: str) -> Merchant | None:
+        return self._cache.get(("merchant", merchant_id), lambda: self._load_merchant(merchant_id))
+
+    def _load_merchant(self, merchant_id: str) -> Merchant | None:
         row = self._db.execute(sa.select(merchants).where(merchants.c.merchant_id == merchant_id)).one_or_none()
         return None if row is None else _merchant(row)
 
@@ -47,6 +55,7 @@ class SqlRegistry:
     # --- API keys ------------------------------------------------------------
 
     def add_api_key(self, key_id: str, merchant_id: str, prefix: str, secret_hash: str, label: str, now: datetime) -> None:
+        self._cache.clear()
         self._db.execute(
             merchant_api_keys.insert().values(
                 key_id=key_id, merchant_id=merchant_id, prefix=prefix, secret_hash=secret_hash, label=label, created_at=now
@@ -68,9 +77,13 @@ class SqlRegistry:
     # --- terminals -----------------------------------------------------------
 
     def add_terminal(self, terminal: Terminal, bdk_enc: bytes, now: datetime) -> None:
+        self._cache.clear()
         self._db.execute(terminals.insert().values(**_fields(terminal), bdk_enc=bdk_enc, created_at=now))
 
     def get_terminal(self, terminal_id: str) -> Terminal | None:
+        return self._cache.get(("terminal", terminal_id), lambda: self._load_terminal(terminal_id))
+
+    def _load_terminal(self, terminal_id: str) -> Terminal | None:
         row = self._db.execute(sa.select(terminals).where(terminals.c.terminal_id == terminal_id)).one_or_none()
         return None if row is None else _terminal(row)
 
@@ -78,13 +91,14 @@ class SqlRegistry:
         return [_terminal(r) for r in self._db.execute(sa.select(terminals).order_by(terminals.c.terminal_id))]
 
     def terminal_bdk_sealed(self, terminal_id: str) -> bytes | None:
-        return self._db.execute(
+        return self._cache.get(("bdk", terminal_id), lambda: self._db.execute(
             sa.select(terminals.c.bdk_enc).where(terminals.c.terminal_id == terminal_id)
-        ).scalar_one_or_none()
+        ).scalar_one_or_none(), forever=True)
 
     # --- sandbox issuer ------------------------------------------------------
 
     def add_issuer(self, issuer_id: str, name: str, now: datetime) -> None:
+        self._cache.clear()
         self._db.execute(issuers.insert().values(issuer_id=issuer_id, name=name, created_at=now))
 
     def issuer_exists(self, issuer_id: str) -> bool:
@@ -94,25 +108,31 @@ class SqlRegistry:
         values = _fields(card)
         values["interfaces"] = ",".join(i.value for i in card.interfaces)
         values["funding"] = card.funding.value
+        self._cache.clear()
         self._db.execute(issuer_cards.insert().values(**values, **sealed, pan_hash=pan_hash, created_at=now))
 
     def get_card(self, card_id: str) -> IssuerCard | None:
-        row = self._db.execute(sa.select(issuer_cards).where(issuer_cards.c.card_id == card_id)).one_or_none()
-        return None if row is None else _card(row)
+        return self._cache.get(("card", card_id), lambda: self._load_card(issuer_cards.c.card_id == card_id))
 
     def find_card_by_pan_hash(self, pan_hash: str) -> IssuerCard | None:
-        row = self._db.execute(sa.select(issuer_cards).where(issuer_cards.c.pan_hash == pan_hash)).one_or_none()
+        return self._cache.get(("pan", pan_hash), lambda: self._load_card(issuer_cards.c.pan_hash == pan_hash))
+
+    def _load_card(self, condition: sa.ColumnElement[bool]) -> IssuerCard | None:
+        row = self._db.execute(sa.select(issuer_cards).where(condition)).one_or_none()
         return None if row is None else _card(row)
 
     def list_cards(self) -> list[IssuerCard]:
         return [_card(r) for r in self._db.execute(sa.select(issuer_cards).order_by(issuer_cards.c.created_at, issuer_cards.c.card_id))]
 
     def card_sealed(self, card_id: str) -> dict[str, bytes | None]:
+        return self._cache.get(("sealed", card_id), lambda: self._load_card_sealed(card_id), forever=True)
+
+    def _load_card_sealed(self, card_id: str) -> dict[str, bytes | None]:
         row = self._db.execute(
             sa.select(issuer_cards.c.pan_enc, issuer_cards.c.imk_ac_enc, issuer_cards.c.cvk_enc, issuer_cards.c.pvk_enc)
             .where(issuer_cards.c.card_id == card_id)
         ).one()
-        return dict(row._mapping)
+        return MappingProxyType(dict(row._mapping))  # type: ignore[return-value]  # shared: read-only
 
 
 def _fields(record: object) -> dict[str, object]:

@@ -7,6 +7,7 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from paypos.adapters.db.cache import TtlCache
 from paypos.adapters.db.engine import SQLITE_BEGIN_OPTION
 from paypos.adapters.db.host import SqlHostStore
 from paypos.adapters.db.ledger import SqlLedger
@@ -20,18 +21,20 @@ class UnitOfWork:
     which does not take the write lock).
     """
 
-    def __init__(self, engine: Engine, *, write: bool = True) -> None:
+    def __init__(self, engine: Engine, *, write: bool = True, cache: TtlCache | None = None) -> None:
         self._engine = engine
         self._write = write
+        self._cache = cache
         self._connection: sa.Connection | None = None
         self._transaction: sa.RootTransaction | None = None
 
     def __enter__(self) -> UnitOfWork:
+        self._committed = False
         options = {} if self._write else {SQLITE_BEGIN_OPTION: "DEFERRED"}
         self._connection = self._engine.connect().execution_options(**options)
         self._transaction = self._connection.begin()
-        self.ledger = SqlLedger(self._connection)
-        self.registry = SqlRegistry(self._connection)
+        self.ledger = SqlLedger(self._connection, self._cache)
+        self.registry = SqlRegistry(self._connection, self._cache)
         self.host = SqlHostStore(self._connection)
         return self
 
@@ -47,6 +50,7 @@ class UnitOfWork:
         if not self._write:
             raise RuntimeError("a read-only unit of work cannot commit")
         self._transaction.commit()
+        self._committed = True
 
     def rollback(self) -> None:
         if self._transaction is not None and self._transaction.is_active:
@@ -59,6 +63,9 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
+            if self._write and not self._committed and self._cache is not None:
+                # Rows read inside a transaction that is now undone may sit in the cache.
+                self._cache.clear()
             self.rollback()
         finally:
             if self._connection is not None:
