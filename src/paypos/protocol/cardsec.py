@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import psec
 from cryptography.utils import CryptographyDeprecationWarning
 
+from paypos.protocol._tdes import tdes_deprecation_silenced
 from paypos.protocol.card import CardDataError, validate_expiry, validate_pan, validate_service_code
 
 __all__ = [
@@ -56,18 +57,7 @@ _VALIDATION_DATA_DIGITS_MAX = 16
 _HEX_DIGITS = frozenset(string.hexdigits)
 
 
-@contextlib.contextmanager
-def _tdes_deprecation_silenced() -> Iterator[None]:
-    """psec builds ``cryptography``'s TripleDES, which warns that it is deprecated there.
-
-    ``warnings.catch_warnings`` swaps the process-wide filter list, so it is not
-    thread-safe; the worst case is a TripleDES warning shown or hidden in another thread.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=".*TripleDES", category=CryptographyDeprecationWarning
-        )
-        yield
+_tdes_deprecation_silenced = tdes_deprecation_silenced
 
 
 def _key(key_hex: str, field: str) -> bytes:

@@ -38,6 +38,7 @@ from pyemv import ac as _ac
 from pyemv import kd as _kd
 from pyemv import tlv as _tlv
 
+from paypos.protocol._tdes import tdes_deprecation_silenced
 from paypos import limits
 from paypos.protocol.card import CardDataError, validate_pan
 
@@ -144,18 +145,7 @@ class _RejectedTagError(Exception):
         self.rule = rule
 
 
-@contextlib.contextmanager
-def _tdes_deprecation_silenced() -> Iterator[None]:
-    """pyemv builds ``cryptography``'s TripleDES, which warns that it is deprecated there.
-
-    ``warnings.catch_warnings`` swaps the process-wide filter list, so it is not
-    thread-safe; the worst case is a TripleDES warning shown or hidden in another thread.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=".*TripleDES", category=CryptographyDeprecationWarning
-        )
-        yield
+_tdes_deprecation_silenced = tdes_deprecation_silenced
 
 
 # --- TLV (field 55) ------------------------------------------------------------------------
