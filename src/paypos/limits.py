@@ -89,3 +89,10 @@ iso_worker_threads = 8
 # Registry rows (terminals, merchants, cards, keys, account ids) cached by a host process.
 registry_cache_ttl_s = 5.0
 registry_cache_entries_max = 200_000
+
+# --- terminal -----------------------------------------------------------------------
+# How long the terminal waits for an answer before it reverses the request.
+terminal_response_timeout_s = 15.0
+terminal_connect_timeout_s = 5.0
+# Reversals and advices sent per drain of the queues.
+terminal_queue_drain_max = 100

@@ -37,6 +37,7 @@ class Merchant:
     currency: str  # ISO 4217 alpha
     country: str  # ISO 3166-1 numeric
     city: str
+    address: str = ""
     status: str = "active"
 
 

@@ -28,6 +28,7 @@ from paypos.bootstrap import App, NotInitialisedError, bootstrap, init_database,
 from paypos.config import ConfigError, load_settings
 from paypos.services import ledger as ledger_service
 from paypos.services import sandbox as sandbox_service
+from paypos.entrypoints.terminal_cli import terminal_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -39,6 +40,7 @@ sandbox_app = typer.Typer(
     help="List the sandbox's TEST merchants, terminals and cards (with their test keys).", no_args_is_help=True
 )
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(terminal_app, name="terminal")
 app.add_typer(sandbox_app, name="sandbox")
 
 out = Console()

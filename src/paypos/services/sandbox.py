@@ -251,6 +251,7 @@ def list_merchants(uow: UnitOfWork) -> list[dict[str, object]]:
                 "currency": merchant.currency,
                 "country": merchant.country,
                 "city": merchant.city,
+                "address": merchant.address,
                 "api_key": secret,
             }
         )

@@ -140,7 +140,8 @@ def _fields(record: object) -> dict[str, object]:
 
 
 def _merchant(row: sa.Row) -> Merchant:
-    return Merchant(row.merchant_id, row.acquirer_id, row.name, row.mcc, row.currency, row.country, row.city, row.status)
+    return Merchant(row.merchant_id, row.acquirer_id, row.name, row.mcc, row.currency, row.country, row.city,
+                    row.address, row.status)
 
 
 def _terminal(row: sa.Row) -> Terminal:

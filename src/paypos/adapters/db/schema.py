@@ -129,6 +129,7 @@ merchants = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("country", sa.String(3), nullable=False),  # ISO 3166 numeric
     sa.Column("city", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(128), nullable=False, server_default=""),
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )

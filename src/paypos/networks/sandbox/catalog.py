@@ -30,11 +30,11 @@ ISSUER_NAME = "paypos Sandbox Issuer Bank"
 
 CAFE = Merchant(
     merchant_id="PPCAFE000000001", acquirer_id=ACQUIRER.acquirer_id, name="Harbour Café",
-    mcc="5814", currency="CNY", country="156", city="Shanghai",
+    mcc="5814", currency="CNY", country="156", city="Shanghai", address="88 Zhongshan East 1st Road",
 )
 SHOP = Merchant(
     merchant_id="PPSHOP000000001", acquirer_id=ACQUIRER.acquirer_id, name="Corner Goods Shop",
-    mcc="5999", currency="USD", country="840", city="San Francisco",
+    mcc="5999", currency="USD", country="840", city="San Francisco", address="500 Market Street",
 )
 MERCHANTS = (CAFE, SHOP)
 

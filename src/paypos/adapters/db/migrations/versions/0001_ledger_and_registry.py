@@ -117,6 +117,7 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('country', sa.String(length=3), nullable=False),
     sa.Column('city', sa.String(length=64), nullable=False),
+    sa.Column('address', sa.String(length=128), server_default='', nullable=False),
     sa.Column('status', sa.String(length=16), server_default='active', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['acquirer_id'], ['acquirers.acquirer_id'], name=op.f('fk_merchants_acquirer_id_acquirers')),

@@ -1,0 +1,167 @@
+"""`paypos terminal …` — the scriptable side of the POS terminal (same engine as the TUI).
+
+The simulated cards and the terminal's keys come from the sandbox of the same
+``--data-dir`` / ``--database-url`` as the server; the terminal's own store
+(counters, journal, queues) lives in ``<data dir>/terminals/<TID>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from paypos import limits
+
+terminal_app = typer.Typer(help="The POS terminal: pay, refund, void, pre-authorize, settle (scriptable).",
+                           no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (as for `paypos serve`).")]
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="The sandbox's database.")]
+Host = Annotated[str, typer.Option("--host", help="The acquiring host.")]
+Port = Annotated[int, typer.Option("--port", help="Its ISO 8583 port.")]
+TerminalId = Annotated[str | None, typer.Option("--terminal", help="Terminal id (default: the first sandbox terminal).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")]
+Card = Annotated[str, typer.Option("--card", help="Sandbox card id (see `paypos sandbox cards`).")]
+Entry = Annotated[str, typer.Option("--entry", help="chip | contactless | swipe | manual")]
+Pin = Annotated[str | None, typer.Option("--pin", help="The cardholder's PIN, typed on the PIN pad.")]
+Amount = Annotated[str, typer.Option("--amount", help="Amount in major units, e.g. 12.50")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _session(data_dir: Path | None, database_url: str | None, terminal_id: str | None,
+             host: str, port: int) -> Iterator[Any]:
+    from paypos.terminal.session import TerminalSessionError, open_session
+
+    try:
+        with open_session(data_dir, database_url, terminal_id, host, port) as session:
+            yield session
+    except TerminalSessionError as error:
+        _fail(str(error))
+
+
+def _print(outcome: Any, as_json: bool) -> None:
+    data = outcome if isinstance(outcome, dict) else outcome.as_json()
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return
+    for key, value in data.items():
+        if key != "receipt_text":
+            out.print(f"{key:>16}: {value}", highlight=False)
+    if data.get("receipt_text"):
+        out.print(str(data["receipt_text"]), highlight=False, markup=False)
+
+
+@terminal_app.command()
+def pay(amount: Amount, card: Card, entry: Entry = "chip", pin: Pin = None, as_json: AsJson = False,
+        terminal: TerminalId = None, host: Host = "127.0.0.1", port: Port = limits.iso_port_default,
+        data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """A sale: the card is read (chip, tap, swipe or keyed), PIN when needed, then sent to the host."""
+    with _session(data_dir, database_url, terminal, host, port) as session:
+        _print(session.pay(amount, card, entry, pin), as_json)
+
+
+@terminal_app.command()
+def preauth(amount: Amount, card: Card, entry: Entry = "chip", pin: Pin = None, as_json: AsJson = False,
+            terminal: TerminalId = None, host: Host = "127.0.0.1", port: Port = limits.iso_port_default,
+            data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """A pre-authorization (a hold on the card), completed later with `complete`."""
+    with _session(data_dir, database_url, terminal, host, port) as session:
+        _print(session.pay(amount, card, entry, pin, kind="preauth"), as_json)
+
+
+@terminal_app.command()
+def complete(journal_id: Annotated[int, typer.Argument(help="The pre-authorization's journal id.")], amount: Amount,
+             as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
+             port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Complete a pre-authorization for at most its amount (0220)."""
+    with _session(data_dir, database_url, terminal, host, port) as session:
+        _print(session.complete(journal_id, amount), as_json)
+
+
+@terminal_app.command()
+def refund(amount: Amount, card: Card, entry: Entry = "chip",
+           rrn: Annotated[str | None, typer.Option("--rrn", help="RRN of the sale to refund (from the journal).")] = None,
+           pin: Pin = None, as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
+           port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Refund to the card: of a sale (--rrn), or standalone from the merchant's available funds."""
+    with _session(data_dir, database_url, terminal, host, port) as session:
+        _print(session.refund(amount, card, entry, rrn, pin), as_json)
+
+
+@terminal_app.command()
+def void(journal_id: Annotated[int, typer.Argument(help="Journal id of the transaction to void.")],
+         as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
+         port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Void (reverse) an approved transaction of the open batch."""
+    with _session(data_dir, database_url, terminal, host, port) as session:
+        _print(session.engine.void(journal_id), as_json)
+
+
+@terminal_app.command()
+def balance(card: Card, entry: Entry = "chip", pin: Pin = None, as_json: AsJson = False,
+            terminal: TerminalId = None, host: Host = "127.0.0.1", port: Port = limits.iso_port_default,
+            data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Balance inquiry (prepaid cards)."""
+    with _session(data_dir, database_url, terminal, host, port) as session:
+        _print(session.balance(card, entry, pin), as_json)
+
+
+@terminal_app.command()
+def settle(as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
+           port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """End of day: forward queued reversals and advices, then reconcile the batch (0500)."""
+    with _session(data_dir, database_url, terminal, host, port) as session:
+        outcome = session.engine.settle()
+        _print(outcome, as_json)
+        if not outcome.approved:
+            raise typer.Exit(1)
+
+
+@terminal_app.command()
+def journal(as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
+            port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """The terminal's journal (masked PANs only)."""
+    from paypos.terminal.engine import journal_row
+
+    with _session(data_dir, database_url, terminal, host, port) as session:
+        rows = [journal_row(e) for e in session.engine.store.journal()]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title="Journal")
+    columns = ["journal_id", "kind", "status", "amount_minor", "pan", "entry", "response_code", "approval_code", "rrn"]
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    out.print(table)
+
+
+@terminal_app.command()
+def saf(as_json: AsJson = False, drain: Annotated[bool, typer.Option("--drain/--show", help="Send the queues.")] = False,
+        terminal: TerminalId = None, host: Host = "127.0.0.1", port: Port = limits.iso_port_default,
+        data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Show (or --drain) the queued reversals and store-and-forward advices."""
+    with _session(data_dir, database_url, terminal, host, port) as session:
+        sent = session.engine.drain() if drain else {}
+        store = session.engine.store
+        data = {"sent": sent, "reversals": [dict(r) for r in store.reversals()],
+                "advices": [{"seq": seq, "journal_id": jid, "attempts": attempts}
+                            for seq, jid, _fields, attempts in store.advices()]}
+    _print(data, as_json)

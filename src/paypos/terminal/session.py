@@ -1,0 +1,126 @@
+"""Wiring for one terminal: its keys and limits from the sandbox, its own store,
+the simulated cards (with their persisted ATCs), the link to the host, receipts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paypos.bootstrap import NotInitialisedError, bootstrap, require_schema
+from paypos.config import ConfigError, load_settings
+from paypos.domain.money import MoneyError, currency, parse_major
+from paypos.protocol.dukpt import derive_ipek, parse_ksn
+from paypos.services import sandbox as sandbox_service
+from paypos.terminal.card import CardProfile, SoftCard, SqliteAtcStore
+from paypos.terminal.engine import Outcome, TerminalEngine, TerminalError
+from paypos.terminal.link import HostLink
+from paypos.terminal.store import TerminalConfig, TerminalStore, terminal_dir
+
+
+class TerminalSessionError(RuntimeError):
+    """Bad input or set-up for a terminal command; the message says what to do."""
+
+
+@dataclass
+class TerminalSession:
+    engine: TerminalEngine
+    cards: dict[str, dict[str, Any]]
+    directory: Path
+    merchant_name: str
+    merchant_city: str
+    merchant_address: str = ""
+
+    def card(self, card_id: str) -> CardProfile:
+        if card_id not in self.cards:
+            raise TerminalSessionError(f"--card: no sandbox card {card_id!r} (see `paypos sandbox cards`)")
+        return CardProfile.from_sandbox(self.cards[card_id])
+
+    def amount(self, text: str) -> int:
+        try:
+            return parse_major(text, currency(self.engine.config.currency)).amount_minor
+        except MoneyError as error:
+            raise TerminalSessionError(f"--amount: {error}") from None
+
+    def _run(self, action: Any) -> dict[str, Any]:
+        try:
+            outcome: Outcome = action()
+        except TerminalError as error:
+            raise TerminalSessionError(str(error)) from None
+        return self._with_receipt(outcome)
+
+    def pay(self, amount: str, card_id: str, entry: str, pin: str | None, kind: str = "purchase") -> dict[str, Any]:
+        card, minor = self.card(card_id), self.amount(amount)
+        return self._run(lambda: self.engine.pay(card, minor, entry, pin=pin, kind=kind))
+
+    def refund(self, amount: str, card_id: str, entry: str, rrn: str | None, pin: str | None) -> dict[str, Any]:
+        card, minor = self.card(card_id), self.amount(amount)
+        return self._run(lambda: self.engine.refund(card, minor, entry, rrn=rrn, pin=pin))
+
+    def balance(self, card_id: str, entry: str, pin: str | None) -> dict[str, Any]:
+        card = self.card(card_id)
+        result = self._run(lambda: self.engine.balance(card, entry, pin=pin))
+        return result
+
+    def complete(self, journal_id: int, amount: str) -> dict[str, Any]:
+        minor = self.amount(amount)
+        return self._run(lambda: self.engine.complete(journal_id, minor))
+
+    def _with_receipt(self, outcome: Outcome) -> dict[str, Any]:
+        from paypos.terminal.receipts import receipt_files
+
+        data = outcome.as_json()
+        if outcome.balance_minor is not None:
+            data["balance_minor"] = outcome.balance_minor
+        data.update(receipt_files(self, outcome))
+        return data
+
+
+def _terminal_record(rows: list[dict[str, Any]], terminal_id: str | None) -> dict[str, Any]:
+    if not rows:
+        raise TerminalSessionError("the sandbox has no terminals: run `paypos init --sandbox`")
+    if terminal_id is None:
+        return rows[0]
+    for row in rows:
+        if row["terminal_id"] == terminal_id:
+            return row
+    raise TerminalSessionError(f"--terminal: no sandbox terminal {terminal_id!r}")
+
+
+@contextmanager
+def open_session(data_dir: Path | None, database_url: str | None, terminal_id: str | None,
+                 host: str, port: int) -> Iterator[TerminalSession]:
+    try:
+        settings = load_settings(data_dir, database_url)
+        app = bootstrap(settings, initialising=False)
+        require_schema(app)
+    except (ConfigError, NotInitialisedError) as error:
+        raise TerminalSessionError(str(error)) from None
+    try:
+        with app.uow(write=False) as uow:
+            record = _terminal_record(sandbox_service.list_terminals(uow, app.vault), terminal_id)
+            cards = {c["id"]: c for c in sandbox_service.list_cards(uow, app.vault)}
+            merchant = uow.registry.get_merchant(record["merchant_id"])
+    finally:
+        app.close()
+    directory = terminal_dir(settings.data_dir, record["terminal_id"])
+    store = TerminalStore(directory / "terminal.db")
+    atc_store = SqliteAtcStore(settings.data_dir / "cards" / "atc.db")
+    try:
+        # Key loading: the terminal receives its IPEK and initial KSN, never the BDK.
+        store.load_keys(TerminalConfig(
+            record["terminal_id"], record["merchant_id"], record["currency"], record["initial_ksn"],
+            derive_ipek(bytes.fromhex(record["bdk"]), parse_ksn(record["initial_ksn"])).hex().upper(),
+            record["mac_required"], record["floor_limit_minor"], record["contactless_txn_limit_minor"],
+            record["contactless_cvm_limit_minor"], merchant.name if merchant else "", merchant.city if merchant else "",
+        ))
+        engine = TerminalEngine(store, HostLink(host, port), lambda profile: SoftCard(profile, atc_store),
+                                country=merchant.country if merchant else None)
+        engine.recover()
+        engine.drain()
+        yield TerminalSession(engine, cards, directory, merchant.name if merchant else "",
+                              merchant.city if merchant else "", merchant.address if merchant else "")
+    finally:
+        store.close()
