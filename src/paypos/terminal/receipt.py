@@ -287,8 +287,9 @@ def _check_result(data: ReceiptData) -> None:
         raise ReceiptError("approval_code: an online approval has one", field="approval_code")
     if not data.approved and data.approval_code is not None:
         raise ReceiptError("approval_code: a declined transaction has none", field="approval_code")
-    if not data.approved and data.response_code is None:
-        raise ReceiptError("response_code: a declined transaction has one", field="response_code")
+    if not data.approved and data.response_code is None and data.response_text is None:
+        # A sale the host never answered has no code, only the reason ("NOT COMPLETED").
+        raise ReceiptError("response_code: a declined transaction has a code or a reason", field="response_code")
 
 
 # --- layout ------------------------------------------------------------------------------

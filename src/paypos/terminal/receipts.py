@@ -46,7 +46,7 @@ def receipt_files(session: TerminalSession, outcome: Outcome) -> dict[str, Any]:
         EntryMode.CHIP), "amount_minor": entry.amount_minor, "currency": currency(entry.currency).alpha,
         "approved": outcome.approved, "aid": entry.aid, "approval_code": outcome.approval_code if outcome.approved
         else None, "rrn": outcome.rrn, "response_code": None if outcome.approved else code,
-        "response_text": None if outcome.approved else (RESPONSE_TEXT.get(code or "", outcome.message)),
+        "response_text": None if outcome.approved else _short_reason(code, outcome.message),
         "verification": _CVMS.get(entry.cvm or "") if outcome.approved else None, "offline": outcome.offline,
         "e_receipt_url": f"http://127.0.0.1:8000/r/{outcome.rrn}" if outcome.rrn else None,
     }
@@ -58,3 +58,8 @@ def receipt_files(session: TerminalSession, outcome: Outcome) -> dict[str, Any]:
     pdf.write_bytes(render_pdf(merchant))
     (folder / f"{outcome.journal_id:08d}-cardholder.pdf").write_bytes(render_pdf(cardholder))
     return {"receipt_text": render_text(cardholder), "receipt_pdf": str(pdf)}
+
+
+def _short_reason(code: str | None, message: str) -> str:
+    """The decline in words, short enough for a receipt line ("NOT COMPLETED — …" → "NOT COMPLETED")."""
+    return RESPONSE_TEXT.get(code or "") or message.split(" — ")[0][:40] or "DECLINED"

@@ -3,12 +3,14 @@ the simulated cards (with their persisted ATCs), the link to the host, receipts.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paypos import limits
 from paypos.bootstrap import NotInitialisedError, bootstrap, require_schema
 from paypos.config import ConfigError, load_settings
 from paypos.domain.money import MoneyError, currency, parse_major
@@ -91,7 +93,16 @@ def _terminal_record(rows: list[dict[str, Any]], terminal_id: str | None) -> dic
 
 @contextmanager
 def open_session(data_dir: Path | None, database_url: str | None, terminal_id: str | None,
-                 host: str, port: int) -> Iterator[TerminalSession]:
+                 host: str, port: int, *, timeout_s: float | None = None) -> Iterator[TerminalSession]:
+    """``timeout_s``: the response timeout (default ``PAYPOS_TERMINAL_TIMEOUT_S`` or
+    ``limits.terminal_response_timeout_s``); after it the terminal reverses the request."""
+    if timeout_s is None:
+        try:
+            timeout_s = float(os.environ.get("PAYPOS_TERMINAL_TIMEOUT_S", limits.terminal_response_timeout_s))
+        except ValueError:
+            raise TerminalSessionError("PAYPOS_TERMINAL_TIMEOUT_S must be a number of seconds") from None
+    if not 0 < timeout_s <= 600:
+        raise TerminalSessionError("the response timeout must be between 0 and 600 seconds")
     try:
         settings = load_settings(data_dir, database_url)
         app = bootstrap(settings, initialising=False)
@@ -116,7 +127,7 @@ def open_session(data_dir: Path | None, database_url: str | None, terminal_id: s
             record["mac_required"], record["floor_limit_minor"], record["contactless_txn_limit_minor"],
             record["contactless_cvm_limit_minor"], merchant.name if merchant else "", merchant.city if merchant else "",
         ))
-        engine = TerminalEngine(store, HostLink(host, port), lambda profile: SoftCard(profile, atc_store),
+        engine = TerminalEngine(store, HostLink(host, port, timeout_s=timeout_s), lambda profile: SoftCard(profile, atc_store),
                                 country=merchant.country if merchant else None)
         engine.recover()
         engine.drain()

@@ -481,9 +481,14 @@ def test_a_declined_receipt_with_an_approval_code_is_refused() -> None:
         replace(DECLINED_SALE, approval_code="123456")
 
 
-def test_a_declined_receipt_needs_a_response_code() -> None:
+def test_a_declined_receipt_needs_a_response_code_or_a_reason() -> None:
     with pytest.raises(ReceiptError, match="response_code"):
-        replace(DECLINED_SALE, response_code=None)
+        replace(DECLINED_SALE, response_code=None, response_text=None)
+
+
+def test_a_sale_the_host_never_answered_prints_its_reason_without_a_code() -> None:
+    text = render_text(replace(DECLINED_SALE, response_code=None, response_text="NOT COMPLETED", rrn=None))
+    assert "NOT COMPLETED" in text
 
 
 def test_an_online_approval_needs_an_approval_code() -> None:
