@@ -185,11 +185,16 @@ def demo(
         out.print(f"[bold green]paypos is serving[/] http://127.0.0.1:{http_port} (/healthz → {health['status']}), "
                   f"ISO 8583 on 127.0.0.1:{iso_port}")
         _show_sandbox(paypos)
-        payments = run_demo_payments(paypos, "127.0.0.1", iso_port)
+        payments = run_demo_payments(data_dir, database_url, "127.0.0.1", iso_port)
         out.print(_table("Payments through the host (ISO 8583 over TCP)", [
-            {"what": p.what, "terminal": p.terminal_id, "card": p.card_id, "amount_minor": p.amount_minor or "",
-             "39": p.response.get("39"), "approval": p.response.get("38", ""), "rrn": p.response.get("37", "")}
-            for p in payments], ["what", "terminal", "card", "amount_minor", "39", "approval", "rrn"]))
+            {"what": p.what, "terminal": p.terminal_id, "card": p.card_id, "amount": p.amount,
+             "39": p.outcome.get("response_code"), "approval": p.outcome.get("approval_code") or "",
+             "rrn": p.outcome.get("rrn") or ""}
+            for p in payments], ["what", "terminal", "card", "amount", "39", "approval", "rrn"]))
+        for payment in payments:
+            if payment.outcome.get("receipt_text"):
+                out.print(f"[bold]Receipt — {payment.what}[/]")
+                out.print(payment.outcome["receipt_text"], markup=False, highlight=False)
         _show_balances(paypos)
         if not once:
             out.print("Serving; press Ctrl-C to stop.")

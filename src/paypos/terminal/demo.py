@@ -1,13 +1,14 @@
-"""`paypos demo`'s payments: a few real ISO 8583 requests through the running host."""
+"""`paypos demo`'s payments: real sales through the running host, made by the
+terminal engine exactly as a cashier's terminal makes them (its own store,
+counters, software cards, receipts)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from paypos.bootstrap import App
-from paypos.protocol import emv, iso8583
-from paypos.services import sandbox as sandbox_service
-from paypos.terminal.simulator import IsoClient, SoftTerminal
+from paypos.terminal.session import open_session
 
 
 @dataclass(frozen=True)
@@ -15,66 +16,34 @@ class DemoPayment:
     what: str
     terminal_id: str
     card_id: str
-    amount_minor: int
-    response: dict[str, str]
+    amount: str
+    outcome: dict[str, Any]
 
 
-def _terminals_and_cards(app: App) -> tuple[dict[str, SoftTerminal], dict[str, dict]]:
-    """Sandbox credentials; counters continue from what the host has seen (the terminal's
-    own persistent store arrives with the cashier app)."""
-    with app.uow(write=False) as uow:
-        cards = {c["id"]: c for c in sandbox_service.list_cards(uow, app.vault)}
-        terminals = {}
-        atcs: dict[str, int] = {}  # a card's ATC is the card's, whichever terminal reads it
-        for row in sandbox_service.list_terminals(uow, app.vault):
-            state = uow.host.terminal_state(row["terminal_id"], app.clock())
-            terminals[row["terminal_id"]] = SoftTerminal(
-                row["terminal_id"], row["merchant_id"], row["currency"], row["bdk"], row["initial_ksn"],
-                row["mac_required"], counter=max(state.ksn_counter_last, 0),
-                stan=max(state.ksn_counter_last, 0) % 900_000, atcs=atcs,
-            )
-        for card_id in cards:
-            atcs[card_id] = max(uow.host.card_state(card_id, app.clock(), 3).atc_last, 0)
-    return terminals, cards
+# (what, terminal, card, amount, entry, PIN)
+PLAN = [
+    ("chip + online PIN", "CAFE0001", "visa-cvn18-approve", "25.00", "chip", "1234"),
+    ("contactless tap, no PIN", "CAFE0001", "visa-cvn18-approve", "12.50", "contactless", None),
+    ("phone wallet, CDCVM", "CAFE0001", "phone-wallet-token-approve", "1500.00", "contactless", None),
+    ("chip + PIN, MAC terminal", "CAFE0002", "visa-cvn10-approve", "88.00", "chip", "1234"),
+    ("magstripe swipe + PIN", "CAFE0001", "mastercard-magstripe-approve", "42.00", "swipe", "4321"),
+    ("insufficient funds", "CAFE0001", "visa-cvn18-insufficient-funds", "50.00", "chip", "1234"),
+    ("wrong PIN", "CAFE0001", "visa-cvn10-approve", "30.00", "chip", "9999"),
+    ("right PIN again", "CAFE0001", "visa-cvn10-approve", "30.00", "chip", "1234"),
+]
 
 
-def _sale(t: SoftTerminal, card: dict, amount: int, entry: str, pin: str | None, cvm: bytes | None = None) -> bytes:
-    fields = {"3": "000000", "4": f"{amount:012d}", "22": entry, "23": card["psn"].zfill(3), "35": card["track2"]}
-    if card["cvn"]:
-        fields["55"] = emv.encode_field_55(t.icc(card, amount, cvm=cvm))
-    return t.message("0200", fields, pin=pin, pan=card["pan"])
-
-
-def run_demo_payments(app: App, host: str, port: int) -> list[DemoPayment]:
-    terminals, cards = _terminals_and_cards(app)
-    cafe, cafe_mac = terminals["CAFE0001"], terminals["CAFE0002"]
-    plan = [
-        ("chip + online PIN", cafe, "visa-cvn18-approve", 2_500, "051", "1234", None),
-        ("contactless tap, no PIN", cafe, "visa-cvn18-approve", 1_250, "072", None, None),
-        ("phone wallet, CDCVM", cafe, "phone-wallet-token-approve", 150_000, "072", None, bytes.fromhex("010002")),
-        ("chip, MAC terminal", cafe_mac, "visa-cvn10-approve", 8_800, "052", None, None),
-        ("magstripe swipe + PIN", cafe, "mastercard-magstripe-approve", 4_200, "021", "4321", None),
-        ("insufficient funds", cafe, "visa-cvn18-insufficient-funds", 5_000, "051", "1234", None),
-        ("wrong PIN", cafe, "visa-cvn10-approve", 3_000, "051", "9999", None),
-        ("right PIN again", cafe, "visa-cvn10-approve", 3_000, "051", "1234", None),
-    ]
-    client = IsoClient(host, port)
+def run_demo_payments(data_dir: Path | None, database_url: str | None, host: str, port: int) -> list[DemoPayment]:
     done: list[DemoPayment] = []
-    try:
-        sign_on = cafe.message("0800", {"70": "001"})
-        done.append(DemoPayment("sign-on", cafe.terminal_id, "", 0, client.exchange(sign_on)))
-        for what, terminal, card_id, amount, entry, pin, cvm in plan:
-            raw = _sale(terminal, cards[card_id], amount, entry, pin, cvm)
-            done.append(DemoPayment(what, terminal.terminal_id, card_id, amount, client.exchange(raw)))
-        done.append(_reverse(client, cafe_mac, done[4]))
-    finally:
-        client.close()
+    for what, terminal_id, card_id, amount, entry, pin in PLAN:
+        with open_session(data_dir, database_url, terminal_id, host, port) as session:
+            if not done:
+                sign_on = session.engine.sign_on()
+                done.append(DemoPayment("sign-on", terminal_id, "", "", sign_on.as_json()))
+            outcome = session.pay(amount, card_id, entry, pin)
+            done.append(DemoPayment(what, terminal_id, card_id, amount, outcome))
+    mac_sale = next(p for p in done if p.what == "chip + PIN, MAC terminal")
+    with open_session(data_dir, database_url, "CAFE0002", host, port) as session:
+        voided = session.engine.void(int(mac_sale.outcome["journal_id"])).as_json()
+    done.append(DemoPayment("void of the MAC terminal sale", "CAFE0002", mac_sale.card_id, mac_sale.amount, voided))
     return done
-
-
-def _reverse(client: IsoClient, terminal: SoftTerminal, sale: DemoPayment) -> DemoPayment:
-    original = iso8583.OriginalData("0200", sale.response["11"], sale.response["7"], "0", "0")
-    raw = terminal.message("0400", {"3": "000000", "4": f"{sale.amount_minor:012d}",
-                                    "90": iso8583.format_original_data_elements(original)})
-    return DemoPayment(f"reversal of '{sale.what}'", terminal.terminal_id, sale.card_id, sale.amount_minor,
-                       client.exchange(raw))
