@@ -222,3 +222,16 @@ def test_mutated_messages_never_crash_the_host_nor_reach_the_ledger(sqlite_host,
     with app.uow(write=False) as uow:
         assert sandbox_service.list_cards(uow, app.vault, {"visa-cvn18-approve"})[0]["available_minor"] in (
             500_000, 498_500)
+
+
+def test_an_approved_sale_sends_one_cardholder_notice_and_a_decline_none(app: App, host: IsoHost, cards) -> None:
+    t = terminal(app, "CAFE0001")
+    raw = chip_sale(t, cards["visa-cvn18-approve"], 2_500)
+    assert send(host, raw)["39"] == "00"
+    assert send(host, raw)["39"] == "00"  # a retransmission: no second notice
+    assert send(host, chip_sale(t, cards["visa-cvn18-insufficient-funds"], 5_000))["39"] == "51"
+    with app.uow(write=False) as uow:
+        notices = uow.host.notifications()
+    assert [n["card_id"] for n in notices] == ["visa-cvn18-approve"]
+    assert "476173******0010" in notices[0]["text"] and "CNY 25.00" in notices[0]["text"]
+    assert cards["visa-cvn18-approve"]["pan"] not in notices[0]["text"]

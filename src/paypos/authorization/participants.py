@@ -18,7 +18,7 @@ from paypos.authorization.context import AuthContext, Replay, business_fingerpri
 from paypos.authorization.result import Decline, Result
 from paypos.domain.money import MoneyError, currency
 from paypos.domain.registry import CardInterface
-from paypos.networks.issuer import IssuerRequest, SandboxIssuer
+from paypos.networks.issuer import IssuerRequest, SandboxIssuer, cardholder_notice
 from paypos.protocol import emv, iso8583
 from paypos.protocol.card import CardDataError, parse_track2, validate_expiry, validate_pan
 from paypos.protocol.dukpt import DukptError, derive_working_keys, ksn_counter, parse_ksn
@@ -257,6 +257,16 @@ class Issuer(_Base):
         ctx.tag_91 = decision.tag_91
         if decision.result is not Result.APPROVED:
             raise Decline(decision.result, decision.reason)
+
+    def commit(self, ctx: AuthContext) -> None:
+        """Every participant prepared: the payment is approved, so the issuer notifies the cardholder."""
+        if ctx.card is None or ctx.processing_code[:2] not in ("00", "20"):
+            return
+        merchant = ctx.merchant.name if ctx.merchant else ctx.request.get("42", "")
+        ctx.uow.host.add_notification(**cardholder_notice(ctx.card, ctx.pan or "", merchant, ctx.amount_minor,
+                                                          ctx.currency_alpha, ctx.processing_code[:2] == "20",
+                                                          f"{ctx.terminal_id}:{ctx.transmission_dt}:{ctx.stan}",
+                                                          ctx.now))
 
     def abort(self, ctx: AuthContext) -> None:
         """The issuer approved but a later step declined (the ledger's 51, a balance inquiry's

@@ -345,6 +345,23 @@ def sandbox_merchants(as_json: JsonFlag = False, data_dir: DataDir = None, datab
     )
 
 
+@sandbox_app.command("notifications")
+def sandbox_notifications(
+    card: Annotated[str | None, typer.Option("--card", help="Only this card's notices.")] = None,
+    as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+) -> None:
+    """The sandbox issuer's outbox: one SMS per approved payment or refund (masked PANs only)."""
+    with _app(data_dir, database_url) as paypos:
+        with paypos.uow(write=False) as uow:
+            rows = uow.host.notifications(card)
+    for row in rows:
+        row["created_at"] = row["created_at"].isoformat()
+    if as_json:
+        _print_json(rows)
+    else:
+        out.print(_table("Cardholder notices (sandbox outbox)", rows, ["id", "created_at", "recipient", "text"]))
+
+
 @sandbox_app.command("add-terminals")
 def sandbox_add_terminals(
     count: Annotated[int, typer.Argument(min=1, max=10_000, help="How many terminals to add.")],

@@ -21,8 +21,8 @@ from rich.table import Table
 
 from paypos import limits
 
-terminal_app = typer.Typer(help="The POS terminal: pay, refund, void, pre-authorize, settle (scriptable).",
-                           no_args_is_help=True)
+terminal_app = typer.Typer(help="The POS terminal: the cashier's screen (no command), or scriptable pay, refund, "
+                                "void, pre-authorize, settle.", invoke_without_command=True)
 out = Console()
 err = Console(stderr=True)
 
@@ -36,6 +36,17 @@ Card = Annotated[str, typer.Option("--card", help="Sandbox card id (see `paypos 
 Entry = Annotated[str, typer.Option("--entry", help="chip | contactless | swipe | manual")]
 Pin = Annotated[str | None, typer.Option("--pin", help="The cardholder's PIN, typed on the PIN pad.")]
 Amount = Annotated[str, typer.Option("--amount", help="Amount in major units, e.g. 12.50")]
+
+
+@terminal_app.callback()
+def cashier(ctx: typer.Context, terminal: TerminalId = None, host: Host = "127.0.0.1",
+            port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """With no command: the cashier's screen (a Textual TUI on the same engine)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from paypos.terminal.tui import run_tui
+
+    run_tui(data_dir, database_url, terminal, host, port)
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -21,7 +21,8 @@ from paypos.adapters.vault import Vault
 from paypos.authorization.result import Result
 from paypos.domain.registry import CardInterface, IssuerCard
 from paypos.protocol import emv
-from paypos.protocol.card import is_expired
+from paypos.domain.money import money
+from paypos.protocol.card import is_expired, mask_pan
 from paypos.protocol.cardsec import ibm3624_pin_from_offset
 from paypos.protocol.pinblock import PinBlockError, decode_pinblock_iso_0
 
@@ -177,3 +178,22 @@ def _cdcvm_performed(icc: Mapping[str, bytes]) -> bool:
         return "9F6C" in icc and emv.ctq_consumer_device_cvm_performed(icc["9F6C"])
     except emv.EmvError:
         return False
+
+
+def cardholder_notice(
+    card: IssuerCard, pan: str, merchant: str, amount_minor: int, currency_alpha: str, refund: bool,
+    reference: str, now: datetime,
+) -> dict[str, object]:
+    """The SMS the sandbox issuer sends after an approved payment (masked PAN only).
+
+    Recipients are sandbox TEST numbers derived from the card: +86 138 0000 <last 4> for
+    CNY cards, +1 415 555 <last 4> otherwise.
+    """
+    last4 = card.pan_last4
+    phone = f"+86 138 0000 {last4}" if currency_alpha == "CNY" else f"+1 415 555 {last4}"
+    amount = money(amount_minor, currency_alpha)
+    what = "refunded by" if refund else "spent at"
+    text = (f"[paypos sandbox bank] Card {mask_pan(pan) if pan else card.masked_pan}: {amount} {what} {merchant} "
+            f"on {now.strftime('%Y-%m-%d %H:%M')} UTC.")
+    return {"card_id": card.card_id, "channel": "sms", "recipient": phone, "text": text[:320],
+            "reference": f"{reference}:{'refund' if refund else 'payment'}", "now": now}

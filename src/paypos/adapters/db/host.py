@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from paypos.adapters.db.schema import (
     host_transactions,
+    issuer_notifications,
     iso_messages,
     issuer_card_state,
     reversal_tombstones,
@@ -225,3 +226,16 @@ class SqlHostStore:
                 reversal_tombstones.c.transmission_dt == transmission_dt,
             )
         ).first() is not None
+
+    # --- the sandbox issuer's outbox ----------------------------------------------
+
+    def add_notification(self, card_id: str, channel: str, recipient: str, text: str, reference: str,
+                         now: datetime) -> None:
+        self._db.execute(issuer_notifications.insert().values(
+            card_id=card_id, channel=channel, recipient=recipient, text=text, reference=reference, created_at=now))
+
+    def notifications(self, card_id: str | None = None) -> list[dict[str, object]]:
+        query = sa.select(issuer_notifications).order_by(issuer_notifications.c.id)
+        if card_id is not None:
+            query = query.where(issuer_notifications.c.card_id == card_id)
+        return [dict(row._mapping) for row in self._db.execute(query)]

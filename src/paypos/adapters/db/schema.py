@@ -285,3 +285,16 @@ reversal_tombstones = sa.Table(
     sa.Column("transmission_dt", sa.String(10), primary_key=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+# The sandbox issuer's outbox of cardholder notices (SMS / e-mail), one per approved payment.
+issuer_notifications = sa.Table(
+    "issuer_notifications",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("card_id", sa.String(48), nullable=False, index=True),
+    sa.Column("channel", sa.String(8), nullable=False),  # sms | email
+    sa.Column("recipient", sa.String(64), nullable=False),
+    sa.Column("text", sa.String(320), nullable=False),  # masked PAN only, never more
+    sa.Column("reference", sa.String(64), nullable=False, unique=True),  # one notice per payment
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
