@@ -60,6 +60,7 @@ def create_app(app: App, *, expiry_sweep_interval_s: float | None = limits.pendi
     api.state.paypos = app
     _install_error_handlers(api)
     _install_routes(api)
+    install_sandbox_routes(api)
     return api
 
 
@@ -132,3 +133,34 @@ def _install_routes(api: FastAPI) -> None:
             for a in ledger_service.accounts(app.engine, [merchant_owner(merchant_id)])
         ]
         return {"object": "list", "data": rows, "has_more": False}
+
+
+def install_sandbox_routes(api: FastAPI) -> None:
+    """Read-only sandbox listings for terminals on other machines (`paypos terminal --api URL`).
+
+    They publish the sandbox's TEST cards and terminal keys — the same data as `paypos
+    sandbox cards|terminals --json` — and nothing else (no merchant API keys).
+    """
+    from paypos.services import sandbox as sandbox_service
+
+    @api.get("/v1/sandbox/cards", tags=["sandbox"])
+    def sandbox_cards(request: Request) -> list[dict[str, Any]]:
+        app = _paypos(request)
+        with app.uow(write=False) as uow:
+            return sandbox_service.list_cards(uow, app.vault)
+
+    @api.get("/v1/sandbox/terminals", tags=["sandbox"])
+    def sandbox_terminals(request: Request) -> list[dict[str, Any]]:
+        app = _paypos(request)
+        with app.uow(write=False) as uow:
+            return sandbox_service.list_terminals(uow, app.vault)
+
+    @api.get("/v1/sandbox/merchants/{merchant_id}", tags=["sandbox"])
+    def sandbox_merchant(request: Request, merchant_id: str) -> dict[str, Any]:
+        app = _paypos(request)
+        with app.uow(write=False) as uow:
+            merchant = uow.registry.get_merchant(merchant_id)
+        if merchant is None:
+            raise Problem(404, "not-found", "Not found", f"no merchant {merchant_id!r}")
+        return {"merchant_id": merchant.merchant_id, "name": merchant.name, "city": merchant.city,
+                "address": merchant.address, "country": merchant.country, "currency": merchant.currency}

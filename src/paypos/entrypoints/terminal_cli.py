@@ -36,11 +36,13 @@ Card = Annotated[str, typer.Option("--card", help="Sandbox card id (see `paypos 
 Entry = Annotated[str, typer.Option("--entry", help="chip | contactless | swipe | manual")]
 Pin = Annotated[str | None, typer.Option("--pin", help="The cardholder's PIN, typed on the PIN pad.")]
 Amount = Annotated[str, typer.Option("--amount", help="Amount in major units, e.g. 12.50")]
+ApiUrl = Annotated[str | None, typer.Option(
+    "--api", help="Fetch the sandbox cards and terminal keys from a remote host's API (e.g. http://host:8000).")]
 
 
 @terminal_app.callback()
 def cashier(ctx: typer.Context, terminal: TerminalId = None, host: Host = "127.0.0.1",
-            port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+            port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
     """With no command: the cashier's screen (a Textual TUI on the same engine)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -56,11 +58,11 @@ def _fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def _session(data_dir: Path | None, database_url: str | None, terminal_id: str | None,
-             host: str, port: int) -> Iterator[Any]:
+             host: str, port: int, api: str | None = None) -> Iterator[Any]:
     from paypos.terminal.session import TerminalSessionError, open_session
 
     try:
-        with open_session(data_dir, database_url, terminal_id, host, port) as session:
+        with open_session(data_dir, database_url, terminal_id, host, port, api=api) as session:
             yield session
     except TerminalSessionError as error:
         _fail(str(error))
@@ -78,30 +80,41 @@ def _print(outcome: Any, as_json: bool) -> None:
         out.print(str(data["receipt_text"]), highlight=False, markup=False)
 
 
+Printer = Annotated[str | None, typer.Option(
+    "--printer", help="Also print the cardholder copy as ESC/POS: a file path or tcp://host:port.")]
+
+
 @terminal_app.command()
-def pay(amount: Amount, card: Card, entry: Entry = "chip", pin: Pin = None, as_json: AsJson = False,
+def pay(amount: Amount, card: Card, entry: Entry = "chip", pin: Pin = None, printer: Printer = None,
+        as_json: AsJson = False,
         terminal: TerminalId = None, host: Host = "127.0.0.1", port: Port = limits.iso_port_default,
-        data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
     """A sale: the card is read (chip, tap, swipe or keyed), PIN when needed, then sent to the host."""
-    with _session(data_dir, database_url, terminal, host, port) as session:
-        _print(session.pay(amount, card, entry, pin), as_json)
+    from paypos.terminal.receipt import PrinterError
+
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
+        session.printer = printer
+        try:
+            _print(session.pay(amount, card, entry, pin), as_json)
+        except PrinterError as error:
+            _fail(f"--printer: {error} (the sale itself is recorded in the journal)")
 
 
 @terminal_app.command()
 def preauth(amount: Amount, card: Card, entry: Entry = "chip", pin: Pin = None, as_json: AsJson = False,
             terminal: TerminalId = None, host: Host = "127.0.0.1", port: Port = limits.iso_port_default,
-            data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+            data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
     """A pre-authorization (a hold on the card), completed later with `complete`."""
-    with _session(data_dir, database_url, terminal, host, port) as session:
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
         _print(session.pay(amount, card, entry, pin, kind="preauth"), as_json)
 
 
 @terminal_app.command()
 def complete(journal_id: Annotated[int, typer.Argument(help="The pre-authorization's journal id.")], amount: Amount,
              as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
-             port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+             port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
     """Complete a pre-authorization for at most its amount (0220)."""
-    with _session(data_dir, database_url, terminal, host, port) as session:
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
         _print(session.complete(journal_id, amount), as_json)
 
 
@@ -109,35 +122,35 @@ def complete(journal_id: Annotated[int, typer.Argument(help="The pre-authorizati
 def refund(amount: Amount, card: Card, entry: Entry = "chip",
            rrn: Annotated[str | None, typer.Option("--rrn", help="RRN of the sale to refund (from the journal).")] = None,
            pin: Pin = None, as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
-           port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+           port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
     """Refund to the card: of a sale (--rrn), or standalone from the merchant's available funds."""
-    with _session(data_dir, database_url, terminal, host, port) as session:
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
         _print(session.refund(amount, card, entry, rrn, pin), as_json)
 
 
 @terminal_app.command()
 def void(journal_id: Annotated[int, typer.Argument(help="Journal id of the transaction to void.")],
          as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
-         port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+         port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
     """Void (reverse) an approved transaction of the open batch."""
-    with _session(data_dir, database_url, terminal, host, port) as session:
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
         _print(session.engine.void(journal_id), as_json)
 
 
 @terminal_app.command()
 def balance(card: Card, entry: Entry = "chip", pin: Pin = None, as_json: AsJson = False,
             terminal: TerminalId = None, host: Host = "127.0.0.1", port: Port = limits.iso_port_default,
-            data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+            data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
     """Balance inquiry (prepaid cards)."""
-    with _session(data_dir, database_url, terminal, host, port) as session:
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
         _print(session.balance(card, entry, pin), as_json)
 
 
 @terminal_app.command()
 def settle(as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
-           port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+           port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
     """End of day: forward queued reversals and advices, then reconcile the batch (0500)."""
-    with _session(data_dir, database_url, terminal, host, port) as session:
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
         outcome = session.engine.settle()
         _print(outcome, as_json)
         if not outcome.approved:
@@ -146,11 +159,11 @@ def settle(as_json: AsJson = False, terminal: TerminalId = None, host: Host = "1
 
 @terminal_app.command()
 def journal(as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
-            port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+            port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
     """The terminal's journal (masked PANs only)."""
     from paypos.terminal.engine import journal_row
 
-    with _session(data_dir, database_url, terminal, host, port) as session:
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
         rows = [journal_row(e) for e in session.engine.store.journal()]
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -167,9 +180,9 @@ def journal(as_json: AsJson = False, terminal: TerminalId = None, host: Host = "
 @terminal_app.command()
 def saf(as_json: AsJson = False, drain: Annotated[bool, typer.Option("--drain/--show", help="Send the queues.")] = False,
         terminal: TerminalId = None, host: Host = "127.0.0.1", port: Port = limits.iso_port_default,
-        data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
     """Show (or --drain) the queued reversals and store-and-forward advices."""
-    with _session(data_dir, database_url, terminal, host, port) as session:
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
         sent = session.engine.drain() if drain else {}
         store = session.engine.store
         data = {"sent": sent, "reversals": [dict(r) for r in store.reversals()],

@@ -416,10 +416,13 @@ class TerminalEngine:
         host = {name: int(response[f]) for name, f in
                 (("credits_count", "74"), ("debits_count", "76"), ("credits_minor", "86"), ("debits_minor", "88"))
                 if f in response}
+        extra: dict[str, object] = {"terminal_totals": totals, "host_totals": host or totals}
         if code39 == "00":
             self.store.close_batch()
+        else:  # 95: show what the terminal counted, to compare with the host's books
+            extra["batch_transactions"] = [journal_row(e) for e in self.store.journal(self.store.batch_no())]
         return Outcome(code39 == "00", code39, RESPONSE_TEXT.get(code39, code39), totals["debits_minor"],
-                       self.config.currency, extra={"terminal_totals": totals, "host_totals": host or totals})
+                       self.config.currency, extra=extra)
 
 
 def _balance_from_field_54(value: str | None) -> int | None:

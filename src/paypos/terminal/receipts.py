@@ -14,6 +14,7 @@ from paypos.terminal.receipt import (
     ReceiptCopy,
     ReceiptData,
     TransactionKind,
+    print_escpos,
     render_pdf,
     render_text,
 )
@@ -57,6 +58,8 @@ def receipt_files(session: TerminalSession, outcome: Outcome) -> dict[str, Any]:
     pdf = folder / f"{outcome.journal_id:08d}.pdf"
     pdf.write_bytes(render_pdf(merchant))
     (folder / f"{outcome.journal_id:08d}-cardholder.pdf").write_bytes(render_pdf(cardholder))
+    if session.printer:
+        print_escpos(cardholder, session.printer)
     return {"receipt_text": render_text(cardholder), "receipt_pdf": str(pdf)}
 
 

@@ -34,6 +34,7 @@ class TerminalSession:
     merchant_name: str
     merchant_city: str
     merchant_address: str = ""
+    printer: str | None = None  # an ESC/POS printer: a file path or tcp://host:port
 
     def card(self, card_id: str) -> CardProfile:
         if card_id not in self.cards:
@@ -91,18 +92,25 @@ def _terminal_record(rows: list[dict[str, Any]], terminal_id: str | None) -> dic
     raise TerminalSessionError(f"--terminal: no sandbox terminal {terminal_id!r}")
 
 
-@contextmanager
-def open_session(data_dir: Path | None, database_url: str | None, terminal_id: str | None,
-                 host: str, port: int, *, timeout_s: float | None = None) -> Iterator[TerminalSession]:
-    """``timeout_s``: the response timeout (default ``PAYPOS_TERMINAL_TIMEOUT_S`` or
-    ``limits.terminal_response_timeout_s``); after it the terminal reverses the request."""
-    if timeout_s is None:
-        try:
-            timeout_s = float(os.environ.get("PAYPOS_TERMINAL_TIMEOUT_S", limits.terminal_response_timeout_s))
-        except ValueError:
-            raise TerminalSessionError("PAYPOS_TERMINAL_TIMEOUT_S must be a number of seconds") from None
-    if not 0 < timeout_s <= 600:
-        raise TerminalSessionError("the response timeout must be between 0 and 600 seconds")
+def _sandbox_from_api(api: str, terminal_id: str | None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Terminal record, cards and merchant from a remote host's sandbox endpoints."""
+    import httpx
+
+    base = api.rstrip("/")
+    try:
+        terminals = httpx.get(f"{base}/v1/sandbox/terminals", timeout=10).raise_for_status().json()
+        cards = httpx.get(f"{base}/v1/sandbox/cards", timeout=10).raise_for_status().json()
+        record = _terminal_record(terminals, terminal_id)
+        merchant = httpx.get(f"{base}/v1/sandbox/merchants/{record['merchant_id']}", timeout=10).raise_for_status().json()
+    except (httpx.HTTPError, ValueError) as error:
+        raise TerminalSessionError(f"--api {api}: {error}") from None
+    from types import SimpleNamespace
+
+    return record, {c["id"]: c for c in cards}, SimpleNamespace(**merchant)
+
+
+def _sandbox_from_database(data_dir: Path | None, database_url: str | None,
+                           terminal_id: str | None) -> tuple[dict[str, Any], dict[str, Any], Any]:
     try:
         settings = load_settings(data_dir, database_url)
         app = bootstrap(settings, initialising=False)
@@ -116,9 +124,30 @@ def open_session(data_dir: Path | None, database_url: str | None, terminal_id: s
             merchant = uow.registry.get_merchant(record["merchant_id"])
     finally:
         app.close()
-    directory = terminal_dir(settings.data_dir, record["terminal_id"])
+    return record, cards, merchant
+
+
+@contextmanager
+def open_session(data_dir: Path | None, database_url: str | None, terminal_id: str | None,
+                 host: str, port: int, *, timeout_s: float | None = None,
+                 api: str | None = None) -> Iterator[TerminalSession]:
+    """``timeout_s``: the response timeout (default ``PAYPOS_TERMINAL_TIMEOUT_S`` or
+    ``limits.terminal_response_timeout_s``); after it the terminal reverses the request."""
+    if timeout_s is None:
+        try:
+            timeout_s = float(os.environ.get("PAYPOS_TERMINAL_TIMEOUT_S", limits.terminal_response_timeout_s))
+        except ValueError:
+            raise TerminalSessionError("PAYPOS_TERMINAL_TIMEOUT_S must be a number of seconds") from None
+    if not 0 < timeout_s <= 600:
+        raise TerminalSessionError("the response timeout must be between 0 and 600 seconds")
+    if api:
+        record, cards, merchant = _sandbox_from_api(api, terminal_id)
+    else:
+        record, cards, merchant = _sandbox_from_database(data_dir, database_url, terminal_id)
+    local_dir = Path(data_dir) if data_dir is not None else load_settings().data_dir
+    directory = terminal_dir(local_dir, record["terminal_id"])
     store = TerminalStore(directory / "terminal.db")
-    atc_store = SqliteAtcStore(settings.data_dir / "cards" / "atc.db")
+    atc_store = SqliteAtcStore(local_dir / "cards" / "atc.db")
     try:
         # Key loading: the terminal receives its IPEK and initial KSN, never the BDK.
         store.load_keys(TerminalConfig(

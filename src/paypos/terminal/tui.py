@@ -81,7 +81,7 @@ MENU = (("sale", "Sale", "s"), ("preauth", "Pre-authorization", "p"), ("balance"
         ("settle", "End of day", "e"), ("signon", "Sign on", "o"), ("quit", "Quit", "q"))
 METHODS = (("chip", "Insert chip", "i"), ("contactless", "Tap card or phone", "t"), ("swipe", "Swipe", "s"),
            ("manual", "Key in", "k"), ("balance", "Prepaid balance inquiry", "b"))
-QR_METHODS = (("qr-scan", "Scan buyer's payment code — coming soon"),
+QR_METHODS = (("qr-scan", "Scan buyer's code — coming soon"),
               ("qr-show", "Show collection QR — coming soon"))
 
 
@@ -416,7 +416,7 @@ class ResultScreen(Screen[None]):
         if self.kind != "balance":
             title += f"  ·  {format_amount(int(self.result.get('amount_minor') or 0), self.currency_code)}"
         yield Header()
-        with Vertical(classes="pane"):
+        with Vertical(classes="pane tall"):
             yield Static(Text(title), id="result-kind", classes="heading")
             yield Static(Text(headline), id="result-status",
                          classes="approved" if self.result.get("approved") else "declined")
@@ -580,6 +580,7 @@ class CashierApp(App[None]):
     Screen { align: center top; }
     .pane { width: 76; height: auto; max-height: 100%; padding: 0 1; }
     .pane.wide { width: 100%; height: 1fr; }
+    .pane.tall { height: 1fr; }
     .heading { text-style: bold; margin: 1 0; }
     #amount, #pin-display { height: 3; border: round $accent; content-align: center middle; text-style: bold; }
     .keypad { grid-size: 3; grid-gutter: 0 1; grid-rows: 3; height: auto; }
@@ -593,7 +594,7 @@ class CashierApp(App[None]):
     .approved { color: $success; text-style: bold; }
     .declined { color: $error; text-style: bold; }
     #result-detail, #result-balance { margin-bottom: 1; }
-    #receipt-box { height: auto; max-height: 16; border: round $primary; }
+    #receipt-box { height: 1fr; border: round $primary; }
     #journal-table { height: 1fr; }
     #processing { width: 60; height: 5; border: thick $accent; background: $surface;
                   content-align: center middle; }
