@@ -188,3 +188,18 @@ def test_an_unknown_route_is_a_404_problem(client: TestClient) -> None:
 
 def test_a_wrong_method_is_a_405_problem(client: TestClient) -> None:
     assert_problem(client.post("/v1/accounts", headers=bearer(CAFE_KEY)), 405, "method-not-allowed")
+
+
+def test_the_sandbox_endpoints_publish_the_test_cards_and_terminal_keys_for_remote_terminals(client: TestClient) -> None:
+    cards = client.get("/v1/sandbox/cards").json()
+    terminals = client.get("/v1/sandbox/terminals").json()
+    assert {c["id"] for c in cards} >= {"visa-cvn18-approve", "unionpay-prepaid-approve"}
+    assert {t["terminal_id"] for t in terminals} >= {"CAFE0001", "SHOP0002"}
+    merchant = client.get("/v1/sandbox/merchants/PPCAFE000000001").json()
+    assert merchant["name"] == "Harbour Café" and "api_key" not in merchant
+
+
+def test_an_unknown_sandbox_merchant_is_a_404_problem(client: TestClient) -> None:
+    response = client.get("/v1/sandbox/merchants/NOPE")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
