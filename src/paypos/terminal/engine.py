@@ -52,6 +52,10 @@ class TerminalError(RuntimeError):
     """A request the terminal refuses before sending (bad input, no keys, KSN exhausted)."""
 
 
+class PinRequired(TerminalError):
+    """The risk decision needs the cardholder's PIN and none was entered (nothing was sent)."""
+
+
 @dataclass
 class Outcome:
     """What the cashier sees; `as_json` is `paypos terminal ... --json`."""
@@ -228,7 +232,7 @@ class TerminalEngine:
             return Outcome(False, "", decision.reason, amount_minor, self.config.currency)
         pin = pin if decision.cvm == "online_pin" else None
         if decision.cvm == "online_pin" and pin is None:
-            raise TerminalError("this card needs the cardholder's PIN (--pin)")
+            raise PinRequired("this card needs the cardholder's PIN (--pin)")
         mti = "0100" if kind == "preauth" else "0200"
         return self._card_request(mti, "000000", kind, card, amount_minor, entry, decision, pin)
 

@@ -17,13 +17,17 @@ from paypos.domain.money import MoneyError, currency, parse_major
 from paypos.protocol.dukpt import derive_ipek, parse_ksn
 from paypos.services import sandbox as sandbox_service
 from paypos.terminal.card import CardProfile, SoftCard, SqliteAtcStore
-from paypos.terminal.engine import Outcome, TerminalEngine, TerminalError
+from paypos.terminal.engine import Outcome, PinRequired, TerminalEngine, TerminalError
 from paypos.terminal.link import HostLink
 from paypos.terminal.store import TerminalConfig, TerminalStore, terminal_dir
 
 
 class TerminalSessionError(RuntimeError):
     """Bad input or set-up for a terminal command; the message says what to do."""
+
+
+class PinRequiredError(TerminalSessionError):
+    """Ask the cardholder for the PIN and try again (nothing was sent)."""
 
 
 @dataclass
@@ -35,6 +39,7 @@ class TerminalSession:
     merchant_city: str
     merchant_address: str = ""
     printer: str | None = None  # an ESC/POS printer: a file path or tcp://host:port
+    api_base: str = f"http://{limits.http_host_default}:{limits.http_port_default}"  # for e-receipt links
 
     def card(self, card_id: str) -> CardProfile:
         if card_id not in self.cards:
@@ -50,6 +55,8 @@ class TerminalSession:
     def _run(self, action: Any) -> dict[str, Any]:
         try:
             outcome: Outcome = action()
+        except PinRequired as error:
+            raise PinRequiredError(str(error)) from None
         except TerminalError as error:
             raise TerminalSessionError(str(error)) from None
         return self._with_receipt(outcome)
@@ -160,7 +167,10 @@ def open_session(data_dir: Path | None, database_url: str | None, terminal_id: s
                                 country=merchant.country if merchant else None)
         engine.recover()
         engine.drain()
-        yield TerminalSession(engine, cards, directory, merchant.name if merchant else "",
-                              merchant.city if merchant else "", merchant.address if merchant else "")
+        session = TerminalSession(engine, cards, directory, merchant.name if merchant else "",
+                                  merchant.city if merchant else "", merchant.address if merchant else "")
+        if api:
+            session.api_base = api.rstrip("/")
+        yield session
     finally:
         store.close()

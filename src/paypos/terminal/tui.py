@@ -59,13 +59,12 @@ from paypos import limits
 from paypos.domain.money import currency as iso_currency
 from paypos.domain.money import money
 from paypos.terminal.engine import RESPONSE_TEXT, Outcome, TerminalError
-from paypos.terminal.session import TerminalSession, TerminalSessionError, open_session
+from paypos.terminal.session import PinRequiredError, TerminalSession, TerminalSessionError, open_session
 from paypos.terminal.store import JournalEntry
 
 SessionFactory = Callable[[], AbstractContextManager[TerminalSession]]
 
 # The session's words when the risk decision asks for online PIN and none was given.
-PIN_NEEDED = "needs the cardholder's PIN"
 PIN_DIGITS_MIN, PIN_DIGITS_MAX = 4, 12  # ISO 9564-1: a PIN is 4 to 12 digits
 RECEIPTS_KEPT_MAX = 1000  # last receipt per journal id, for reprint without re-rendering
 SHUTDOWN_WAIT_S = limits.terminal_response_timeout_s + limits.terminal_connect_timeout_s
@@ -765,7 +764,7 @@ class CashierApp(App[None]):
         return {**outcome.as_json(), "receipt_text": text}
 
     def _sent(self, ticket: Ticket, pin: str | None, result: dict[str, Any] | Exception) -> None:
-        if isinstance(result, Exception) and PIN_NEEDED in str(result) and pin is None:
+        if isinstance(result, PinRequiredError) and pin is None:
             self._ask_pin(ticket)
             return
         if isinstance(result, Exception):
