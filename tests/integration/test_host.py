@@ -235,3 +235,19 @@ def test_an_approved_sale_sends_one_cardholder_notice_and_a_decline_none(app: Ap
     assert [n["card_id"] for n in notices] == ["visa-cvn18-approve"]
     assert "476173******0010" in notices[0]["text"] and "CNY 25.00" in notices[0]["text"]
     assert cards["visa-cvn18-approve"]["pan"] not in notices[0]["text"]
+
+
+def test_the_e_receipt_page_needs_the_receipts_approval_code(app: App, host: IsoHost, cards) -> None:
+    from fastapi.testclient import TestClient
+
+    from paypos.entrypoints.api import create_app
+
+    sale = send(host, chip_sale(terminal(app, "CAFE0001"), cards["visa-cvn18-approve"], 1_234))
+    with TestClient(create_app(app, expiry_sweep_interval_s=None)) as client:
+        page = client.get(f"/r/{sale['37']}", params={"code": sale["38"]})
+        assert page.status_code == 200 and "CNY 12.34" in page.text and "476173******0010" in page.text
+        assert cards["visa-cvn18-approve"]["pan"] not in page.text
+        wrong = "000000" if sale["38"] != "000000" else "111111"
+        assert client.get(f"/r/{sale['37']}", params={"code": wrong}).status_code == 404
+        assert client.get(f"/r/{sale['37']}").status_code == 404
+        assert client.get("/r/not-an-rrn", params={"code": sale["38"]}).status_code == 404

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -61,6 +62,7 @@ def create_app(app: App, *, expiry_sweep_interval_s: float | None = limits.pendi
     _install_error_handlers(api)
     _install_routes(api)
     install_sandbox_routes(api)
+    install_receipt_routes(api)
     return api
 
 
@@ -164,3 +166,36 @@ def install_sandbox_routes(api: FastAPI) -> None:
             raise Problem(404, "not-found", "Not found", f"no merchant {merchant_id!r}")
         return {"merchant_id": merchant.merchant_id, "name": merchant.name, "city": merchant.city,
                 "address": merchant.address, "country": merchant.country, "currency": merchant.currency}
+
+
+def install_receipt_routes(api: FastAPI) -> None:
+    """The e-receipt page a receipt's QR code links to: ``/r/{rrn}?code={approval code}``.
+
+    RRNs are sequential, so the page also asks for the approval code printed on the same
+    receipt (6 random digits); a wrong or missing code is a 404, never a hint.
+    """
+    import html
+
+    from fastapi.responses import HTMLResponse
+
+    from paypos.domain.money import money
+
+    @api.get("/r/{rrn}", response_class=HTMLResponse, tags=["receipts"])
+    def e_receipt(request: Request, rrn: str, code: str = "") -> HTMLResponse:
+        app = _paypos(request)
+        with app.uow(write=False) as uow:
+            found = uow.host.receipt(rrn) if rrn.isdigit() and len(rrn) == 12 else None
+            merchant = uow.registry.get_merchant(found.merchant_id) if found else None
+        if found is None or not found.approval_code or not hmac.compare_digest(found.approval_code, code):
+            raise Problem(404, "not-found", "Not found", "no receipt with this reference and code")
+        rows = [("Merchant", merchant.name if merchant else found.merchant_id),
+                ("Terminal", found.terminal_id), ("Date", found.created_at.strftime("%Y-%m-%d %H:%M UTC")),
+                ("Card", found.pan_masked or ""), ("Amount", str(money(found.amount_minor, found.currency))),
+                ("Approval code", found.approval_code), ("RRN", found.rrn or ""), ("Status", found.status)]
+        body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+        page = (
+            "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            f"<title>Receipt {html.escape(found.rrn or '')}</title><body style='font-family:sans-serif;max-width:28em;"
+            f"margin:auto'><h1>Receipt</h1><table>{body}</table></body></html>"
+        )
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})

@@ -49,7 +49,8 @@ def receipt_files(session: TerminalSession, outcome: Outcome) -> dict[str, Any]:
         else None, "rrn": outcome.rrn, "response_code": None if outcome.approved else code,
         "response_text": None if outcome.approved else _short_reason(code, outcome.message),
         "verification": _CVMS.get(entry.cvm or "") if outcome.approved else None, "offline": outcome.offline,
-        "e_receipt_url": f"{session.api_base}/r/{outcome.rrn}" if outcome.rrn else None,
+        "e_receipt_url": f"{session.api_base}/r/{outcome.rrn}?code={outcome.approval_code}"
+        if outcome.rrn and outcome.approval_code else None,
     }
     cardholder = ReceiptData(**data, copy=ReceiptCopy.CARDHOLDER)
     merchant = ReceiptData(**data, copy=ReceiptCopy.MERCHANT)

@@ -186,6 +186,11 @@ class SqlHostStore:
         ).one_or_none()
         return None if row is None else HostTransaction(**row._mapping)
 
+    def receipt(self, rrn: str) -> HostTransaction | None:
+        """A journal row by RRN, read-only (the e-receipt page)."""
+        row = self._db.execute(sa.select(host_transactions).where(host_transactions.c.rrn == rrn)).one_or_none()
+        return None if row is None else HostTransaction(**row._mapping)
+
     def recent_count_for_card(self, card_id: str, since: datetime) -> int:
         return int(self._db.execute(
             sa.select(sa.func.count()).select_from(host_transactions).where(
