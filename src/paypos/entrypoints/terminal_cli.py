@@ -86,6 +86,8 @@ Printer = Annotated[str | None, typer.Option(
 
 @terminal_app.command()
 def pay(amount: Amount, card: Card, entry: Entry = "chip", pin: Pin = None, printer: Printer = None,
+        chip_failures: Annotated[int, typer.Option(
+            "--chip-failures", min=0, max=9, help="Failed chip reads before this swipe (fallback after 3).")] = 0,
         as_json: AsJson = False,
         terminal: TerminalId = None, host: Host = "127.0.0.1", port: Port = limits.iso_port_default,
         data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
@@ -95,7 +97,7 @@ def pay(amount: Amount, card: Card, entry: Entry = "chip", pin: Pin = None, prin
     with _session(data_dir, database_url, terminal, host, port, api) as session:
         session.printer = printer
         try:
-            _print(session.pay(amount, card, entry, pin), as_json)
+            _print(session.pay(amount, card, entry, pin, chip_failures=chip_failures), as_json)
         except PrinterError as error:
             _fail(f"--printer: {error} (the sale itself is recorded in the journal)")
 

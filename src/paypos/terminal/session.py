@@ -61,9 +61,10 @@ class TerminalSession:
             raise TerminalSessionError(str(error)) from None
         return self._with_receipt(outcome)
 
-    def pay(self, amount: str, card_id: str, entry: str, pin: str | None, kind: str = "purchase") -> dict[str, Any]:
+    def pay(self, amount: str, card_id: str, entry: str, pin: str | None, kind: str = "purchase",
+            chip_failures: int = 0) -> dict[str, Any]:
         card, minor = self.card(card_id), self.amount(amount)
-        return self._run(lambda: self.engine.pay(card, minor, entry, pin=pin, kind=kind))
+        return self._run(lambda: self.engine.pay(card, minor, entry, pin=pin, kind=kind, chip_failures=chip_failures))
 
     def refund(self, amount: str, card_id: str, entry: str, rrn: str | None, pin: str | None) -> dict[str, Any]:
         card, minor = self.card(card_id), self.amount(amount)
