@@ -42,13 +42,14 @@ ApiUrl = Annotated[str | None, typer.Option(
 
 @terminal_app.callback()
 def cashier(ctx: typer.Context, terminal: TerminalId = None, host: Host = "127.0.0.1",
-            port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
+            port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+            api: ApiUrl = None) -> None:
     """With no command: the cashier's screen (a Textual TUI on the same engine)."""
     if ctx.invoked_subcommand is not None:
         return
     from paypos.terminal.tui import run_tui
 
-    run_tui(data_dir, database_url, terminal, host, port)
+    run_tui(data_dir, database_url, terminal, host, port, api=api)
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -851,6 +851,7 @@ class CashierApp(App[None]):
         self._background("settle", work, shown)
 
 
-def run_tui(data_dir: Path | None, database_url: str | None, terminal_id: str | None, host: str, port: int) -> None:
+def run_tui(data_dir: Path | None, database_url: str | None, terminal_id: str | None, host: str, port: int,
+            *, api: str | None = None) -> None:
     """`paypos terminal` with no command: the cashier's screen until the cashier quits."""
-    CashierApp(lambda: open_session(data_dir, database_url, terminal_id, host, port)).run()
+    CashierApp(lambda: open_session(data_dir, database_url, terminal_id, host, port, api=api)).run()
