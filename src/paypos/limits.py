@@ -96,3 +96,5 @@ terminal_response_timeout_s = 15.0
 terminal_connect_timeout_s = 5.0
 # Reversals and advices sent per drain of the queues.
 terminal_queue_drain_max = 100
+# Terminals' initial DUKPT keys kept derived per host process.
+iso_ipek_cache_entries_max = 65_536

@@ -10,6 +10,7 @@ terminal's keys.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,7 +22,18 @@ from paypos.domain.registry import CardInterface
 from paypos.networks.issuer import IssuerRequest, SandboxIssuer, cardholder_notice
 from paypos.protocol import emv, iso8583
 from paypos.protocol.card import CardDataError, parse_track2, validate_expiry, validate_pan
-from paypos.protocol.dukpt import DukptError, derive_working_keys, ksn_counter, parse_ksn
+from paypos.protocol.dukpt import (
+    DukptError,
+    WorkingKeys,
+    derive_ipek,
+    derive_transaction_key,
+    initial_ksn,
+    ksn_counter,
+    mac_request_key,
+    mac_response_key,
+    parse_ksn,
+    pin_key,
+)
 from paypos.protocol.mac import verify_retail_mac
 from paypos.protocol.pinblock import PinBlockError, decrypt_pinblock
 
@@ -78,13 +90,22 @@ class CheckMac(_Base):
         if not verify_retail_mac(ctx.keys.mac_request, data, value):
             raise Decline(Result.SECURITY_VIOLATION, "MAC does not verify")
 
-    def _keys(self, ctx: AuthContext):  # type: ignore[no-untyped-def]
+    def _keys(self, ctx: AuthContext) -> WorkingKeys:
         sealed = ctx.uow.registry.terminal_bdk_sealed(ctx.terminal_id) or b""
         try:
             ksn = parse_ksn(ctx.request["62"])
-            return derive_working_keys(bytes.fromhex(ctx.vault.open(sealed, "bdk")), ksn)
+            key = derive_transaction_key(_ipek(ctx.vault.open(sealed, "bdk"), initial_ksn(ksn)), ksn)
         except DukptError as error:
             raise Decline(Result.SECURITY_VIOLATION, str(error)) from None
+        # The host never decrypts data fields: the data variants are not derived.
+        return WorkingKeys(pin=pin_key(key), mac_request=mac_request_key(key), mac_response=mac_response_key(key),
+                           data_request=b"", data_response=b"")
+
+
+@functools.lru_cache(maxsize=limits.iso_ipek_cache_entries_max)
+def _ipek(bdk_hex: str, ksn_base: bytes) -> bytes:
+    """A terminal's initial key, derived once per process (it never changes for its key set)."""
+    return derive_ipek(bytes.fromhex(bdk_hex), ksn_base)
 
 
 class CheckDuplicate(_Base):
