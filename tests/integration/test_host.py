@@ -251,3 +251,20 @@ def test_the_e_receipt_page_needs_the_receipts_approval_code(app: App, host: Iso
         assert client.get(f"/r/{sale['37']}", params={"code": wrong}).status_code == 404
         assert client.get(f"/r/{sale['37']}").status_code == 404
         assert client.get("/r/not-an-rrn", params={"code": sale["38"]}).status_code == 404
+
+
+def test_a_warm_host_reads_no_registry_rows_per_request(app: App, host: IsoHost, cards) -> None:
+    import sqlalchemy as sa
+
+    t, card = terminal(app, "CAFE0002"), cards["visa-cvn18-approve"]
+    send(host, chip_sale(t, card, 1_000))  # warms the cache
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731  (conn, cursor, statement, ...)
+    sa.event.listen(app.engine, "before_cursor_execute", listener)
+    try:
+        assert send(host, chip_sale(t, card, 1_000))["39"] == "00"
+    finally:
+        sa.event.remove(app.engine, "before_cursor_execute", listener)
+    registry_reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")
+                      and any(f"FROM {table}" in s for table in ("terminals", "merchants", "issuer_cards"))]
+    assert registry_reads == []

@@ -64,7 +64,7 @@ class Violation:
 class SqlLedger:
     def __init__(self, connection: sa.Connection, cache: TtlCache | None = None) -> None:
         self._db = connection
-        self._cache = cache or NoCache()
+        self._cache = cache if cache is not None else NoCache()
 
     # --- accounts ------------------------------------------------------------
 
@@ -241,23 +241,31 @@ class SqlLedger:
                     .where(ledger_pending.c.transfer_id == transfer_id)
                     .values(state=state.value)
                 )
-        for account_id, balances in sorted(plan.account_balances.items()):
-            self._db.execute(
-                ledger_accounts.update()
-                .where(ledger_accounts.c.id == account_id)
-                .values(
-                    debits_pending=balances.debits_pending,
-                    debits_posted=balances.debits_posted,
-                    credits_pending=balances.credits_pending,
-                    credits_posted=balances.credits_posted,
-                )
-            )
+        if plan.account_balances:
+            # One executemany (one round trip with psycopg's pipeline) for every account touched.
+            self._db.execute(_UPDATE_BALANCES, [
+                {"account_id": account_id, "dp": b.debits_pending, "dpo": b.debits_posted,
+                 "cp": b.credits_pending, "cpo": b.credits_posted}
+                for account_id, b in sorted(plan.account_balances.items())
+            ])
         if plan.failures:
             self._db.execute(
                 ledger_transfer_failures.insert(),
                 [{"id": f.id, "fingerprint": f.fingerprint, "result": f.result.value, "created_at": now}
                  for f in plan.failures],
             )
+
+
+_UPDATE_BALANCES = (
+    ledger_accounts.update()
+    .where(ledger_accounts.c.id == sa.bindparam("account_id"))
+    .values(
+        debits_pending=sa.bindparam("dp"),
+        debits_posted=sa.bindparam("dpo"),
+        credits_pending=sa.bindparam("cp"),
+        credits_posted=sa.bindparam("cpo"),
+    )
+)
 
 
 def _check_account_fields(owner_ref: str, owner: str, code: str, currency: str) -> None:

@@ -26,7 +26,7 @@ from paypos.domain.registry import Acquirer, CardInterface, Funding, IssuerCard,
 class SqlRegistry:
     def __init__(self, connection: sa.Connection, cache: TtlCache | None = None) -> None:
         self._db = connection
-        self._cache = cache or NoCache()
+        self._cache = cache if cache is not None else NoCache()
 
     # --- acquirers and merchants ---------------------------------------------
 
