@@ -9,13 +9,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy.engine import Engine
 
-from paypos.adapters.db.engine import make_engine
 from paypos.adapters.db.ledger_check import check_ledger
 from paypos.adapters.db.uow import UnitOfWork
 from paypos.domain.ledger import AccountFlags, TransferKind, TransferRequest, TransferResult

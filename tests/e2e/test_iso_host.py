@@ -12,18 +12,16 @@ required; only the reconciliation test uses it, so its batch is that test's alon
 """
 
 from __future__ import annotations
+from tests.e2e.hostproc import free_port, wait_until_serving
 
 import json
-import socket
 import subprocess
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from iso_client import (
@@ -35,7 +33,6 @@ from iso_client import (
     Card,
     Chip,
     Connection,
-    ConnectionClosed,
     Message,
     Response,
     Terminal,
@@ -48,7 +45,6 @@ from iso_client import (
 if TYPE_CHECKING:
     from conftest import PayposCli
 
-STARTUP_TIMEOUT_S = 30
 SHUTDOWN_TIMEOUT_S = 15
 MDR = Decimal("0.0060")  # the platform's merchant fee: 0.60 %, rounded half up
 CURRENCY_ALPHA = {"156": "CNY", "840": "USD"}
@@ -57,27 +53,6 @@ UNISSUED_PAN = "4761739001099997"  # Luhn-valid, in the sandbox BIN, never issue
 
 
 # --- the host process -------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_serving(process: subprocess.Popen[str], http_port: int, iso_port: int) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"paypos serve exited with {process.returncode} during start-up")
-        try:
-            if httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=1.0).status_code == 200:
-                socket.create_connection(("127.0.0.1", iso_port), timeout=1.0).close()
-                return
-        except (httpx.TransportError, OSError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"paypos serve did not answer on ports {http_port}/{iso_port} within {STARTUP_TIMEOUT_S} s")
 
 
 @dataclass
@@ -153,7 +128,7 @@ def host(cli: PayposCli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
     card_rows = json.loads(cards.stdout)
     (pin_card,) = json.loads(fresh.stdout)
     card_rows.append({**pin_card, "id": "pin-test-card"})  # known here by its purpose
-    http_port, iso_port = _free_port(), _free_port()
+    http_port, iso_port = free_port(), free_port()
     log = (work / "serve.log").open("w+")
     process = subprocess.Popen(
         [*cli.command, "serve", "--http-port", str(http_port), "--iso-port", str(iso_port),
@@ -161,7 +136,7 @@ def host(cli: PayposCli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
         stdout=log, stderr=subprocess.STDOUT, text=True, env=cli.env(),
     )
     try:
-        _wait_until_serving(process, http_port, iso_port)
+        wait_until_serving(process, http_port, iso_port)
         yield Host(
             iso_port=iso_port,
             books=Books(cli, data_dir),

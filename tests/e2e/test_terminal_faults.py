@@ -7,28 +7,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from paypos.domain.pricing import fee_minor
 from paypos.terminal.session import open_session
 from tests.e2e.faulty_proxy import FaultyProxy
+from tests.e2e.hostproc import free_port, wait_until_serving
 
 CARD = "visa-cvn18-approve"
-STARTUP_TIMEOUT_S = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _paypos(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -40,20 +32,13 @@ def _paypos(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> su
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     data_dir = tmp_path_factory.mktemp("faults") / "data"
     assert _paypos("init", "--sandbox", data_dir=data_dir).returncode == 0
-    iso_port, http_port = _free_port(), _free_port()
+    iso_port, http_port = free_port(), free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "paypos.entrypoints.cli", "serve", "--iso-port", str(iso_port),
          "--http-port", str(http_port), "--data-dir", str(data_dir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=1).status_code == 200:
-                socket.create_connection(("127.0.0.1", iso_port), timeout=1).close()
-                break
-        except (httpx.TransportError, OSError):
-            time.sleep(0.1)
+    wait_until_serving(server, http_port, iso_port)
     yield data_dir, iso_port
     server.terminate()
     server.wait(timeout=30)
@@ -97,7 +82,7 @@ def test_an_answer_lost_mid_sale_is_reversed_and_the_cardholder_is_not_charged(h
 def test_offline_sales_under_the_floor_limit_are_forwarded_exactly_once(host) -> None:
     data_dir, iso_port = host
     before, pending_before = available(data_dir), merchant_pending(data_dir)
-    closed = _free_port()  # nothing listens here: the host is unreachable
+    closed = free_port()  # nothing listens here: the host is unreachable
     with open_session(data_dir, None, "CAFE0001", "127.0.0.1", closed, timeout_s=2) as session:
         first = session.pay("50.00", CARD, "chip", "1234")
         second = session.pay("30.00", CARD, "chip", "1234")

@@ -11,10 +11,10 @@ Each test is a plain function that runs the app with ``asyncio.run``: no async p
 """
 
 from __future__ import annotations
+from tests.e2e.hostproc import free_port, wait_until_serving
 
 import asyncio
 import json
-import socket
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import pytest
 from textual.pilot import Pilot
 from textual.screen import Screen
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 TERMINAL = "CAFE0001"
 CARD = "visa-cvn18-approve"
 PIN = "1234"
-STARTUP_TIMEOUT_S = 30
 SHUTDOWN_TIMEOUT_S = 15
 STEP_TIMEOUT_S = 20  # one screen change, including a round trip to the host
 SCREEN_SIZE = (100, 40)
@@ -56,27 +54,6 @@ T = TypeVar("T")
 
 
 # --- the host process ---------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_serving(process: subprocess.Popen[str], http_port: int, iso_port: int) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"paypos serve exited with {process.returncode} during start-up")
-        try:
-            if httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=1.0).status_code == 200:
-                socket.create_connection(("127.0.0.1", iso_port), timeout=1.0).close()
-                return
-        except (httpx.TransportError, OSError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"paypos serve did not answer on ports {http_port}/{iso_port} within {STARTUP_TIMEOUT_S} s")
 
 
 @dataclass
@@ -110,7 +87,7 @@ def host(cli: PayposCli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
     data_dir = work / "data"
     init = cli.run("init", "--sandbox", "--data-dir", str(data_dir))
     assert init.returncode == 0, init.stderr
-    http_port, iso_port = _free_port(), _free_port()
+    http_port, iso_port = free_port(), free_port()
     log = (work / "serve.log").open("w+")
     process = subprocess.Popen(
         [*cli.command, "serve", "--http-port", str(http_port), "--iso-port", str(iso_port),
@@ -118,7 +95,7 @@ def host(cli: PayposCli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
         stdout=log, stderr=subprocess.STDOUT, text=True, env=cli.env(),
     )
     try:
-        _wait_until_serving(process, http_port, iso_port)
+        wait_until_serving(process, http_port, iso_port)
         yield Host(cli, data_dir, iso_port)
     finally:
         process.terminate()
@@ -369,7 +346,7 @@ def test_sign_on_reports_an_unreachable_host_and_keeps_the_menu(host: Host) -> N
     async def script(cashier: Cashier) -> tuple[str, bool]:
         return cashier.text("#signon-status"), cashier.screen.query_one("#menu-sale", Button).disabled
 
-    status, sale_disabled = at_the_terminal(host, script, port=_free_port())
+    status, sale_disabled = at_the_terminal(host, script, port=free_port())
     assert status.startswith("NOT SIGNED ON") and "(91)" in status, status
     assert not sale_disabled  # offline sales stay possible
 

@@ -18,13 +18,9 @@ any account number, and their published vectors use PANs without a valid check d
 
 from __future__ import annotations
 
-import contextlib
 import string
-import warnings
-from collections.abc import Iterator
 
 import psec
-from cryptography.utils import CryptographyDeprecationWarning
 
 from paypos.protocol._tdes import tdes_deprecation_silenced
 from paypos.protocol.card import CardDataError, validate_expiry, validate_pan, validate_service_code

@@ -26,14 +26,11 @@ cryptogram that does not match; comparisons are constant time.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import string
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Literal
 
-from cryptography.utils import CryptographyDeprecationWarning
 from pyemv import ac as _ac
 from pyemv import kd as _kd
 from pyemv import tlv as _tlv

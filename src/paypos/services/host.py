@@ -20,7 +20,7 @@ from paypos.authorization import participants as p
 from paypos.authorization import posting
 from paypos.authorization.context import AuthContext, Replay, business_fingerprint
 from paypos.authorization.manager import Participant, TransactionManager
-from paypos.authorization.result import Decline, Result, response_code
+from paypos.authorization.result import Result, response_code
 from paypos.bootstrap import App
 from paypos.protocol import emv, iso8583
 from paypos.protocol.card import mask_pan

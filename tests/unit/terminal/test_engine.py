@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from paypos.domain.pricing import fee_minor  # noqa: F401  (documents the fee rule the host applies)
 from paypos.protocol import emv, iso8583
 from paypos.protocol.dukpt import derive_ipek, parse_ksn
 from paypos.terminal.card import CardProfile, InMemoryAtcStore, SoftCard
