@@ -131,3 +131,55 @@ def test_a_terminal_killed_between_request_and_answer_reverses_on_restart(host) 
                                  "--json", data_dir=data_dir).stdout)
     assert journal[-1]["status"] == "reversed" and journal[-1]["amount_minor"] == 6_100
     ledger_ok(data_dir)
+
+
+def _start_serve(data_dir: Path, iso_port: int, http_port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paypos.entrypoints.cli", "serve", "--iso-port", str(iso_port),
+         "--http-port", str(http_port), "--data-dir", str(data_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_until_serving(process, http_port, iso_port)
+    return process
+
+
+def test_a_host_killed_mid_sale_keeps_what_it_committed_and_the_terminal_reverses_it(tmp_path: Path) -> None:
+    """kill -9 of the host after it committed a sale but before the terminal heard back."""
+    data_dir = tmp_path / "data"
+    assert _paypos("init", "--sandbox", data_dir=data_dir).returncode == 0
+    iso_port, http_port = free_port(), free_port()
+    server = _start_serve(data_dir, iso_port, http_port)
+    before, pending_before = available(data_dir), merchant_pending(data_dir)
+    proxy = FaultyProxy(iso_port, mode="drop_answers")
+    try:
+        with open_session(data_dir, None, "CAFE0001", "127.0.0.1", proxy.port, timeout_s=3) as session:
+            def kill_host_when_the_request_has_arrived() -> None:
+                deadline = time.monotonic() + 10
+                while proxy.requests == 0 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                time.sleep(0.5)
+                server.send_signal(signal.SIGKILL)
+
+            import threading
+
+            killer = threading.Thread(target=kill_host_when_the_request_has_arrived)
+            killer.start()
+            outcome = session.pay("33.00", CARD, "chip", "1234")
+            killer.join()
+            assert outcome["approved"] is False and "NOT COMPLETED" in outcome["message"]
+    finally:
+        proxy.close()
+        server.wait(timeout=10)
+    ledger_ok(data_dir)  # what the killed host committed is intact and balanced
+    assert available(data_dir) == before - 3_300
+    server = _start_serve(data_dir, iso_port, http_port)  # the host comes back
+    try:
+        with open_session(data_dir, None, "CAFE0001", "127.0.0.1", iso_port) as session:
+            assert session.engine.store.reversals() == []
+            assert session.engine.store.entry(outcome["journal_id"]).status == "reversed"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert available(data_dir) == before
+    assert merchant_pending(data_dir) == pending_before
+    ledger_ok(data_dir)
