@@ -12,10 +12,11 @@ flag on the cardholder's account refuses an overdraft atomically (51).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
+from paypos.adapters.db.host import CardState
 from paypos.adapters.db.uow import UnitOfWork
 from paypos.adapters.vault import Vault
 from paypos.authorization.result import Result
@@ -64,6 +65,17 @@ class SandboxIssuer:
 
     def __init__(self, uow: UnitOfWork, vault: Vault, now: datetime) -> None:
         self._uow, self._vault, self._now = uow, vault, now
+        self._states: dict[str, CardState] = {}
+
+    def _card_state(self, card_id: str) -> CardState:
+        """The card's ATC and PIN tries, locked once per authorization."""
+        if card_id not in self._states:
+            self._states[card_id] = self._uow.host.card_state(card_id, self._now, PIN_TRIES_MAX)
+        return self._states[card_id]
+
+    def _set_card_state(self, card_id: str, **values: int) -> None:
+        self._uow.host.update_card_state(card_id, self._now, **values)
+        self._states[card_id] = replace(self._card_state(card_id), **values)
 
     def authorize(self, request: IssuerRequest) -> IssuerDecision:
         card = request.card
@@ -117,10 +129,10 @@ class SandboxIssuer:
             return IssuerDecision(Result.DO_NOT_HONOUR, "ARQC does not verify")
         if amount != request.amount_minor:
             return IssuerDecision(Result.DO_NOT_HONOUR, "cryptogram amount 9F02 differs from field 4")
-        state = self._uow.host.card_state(card.card_id, self._now, PIN_TRIES_MAX)
+        state = self._card_state(card.card_id)
         if atc <= state.atc_last:
             return IssuerDecision(Result.DO_NOT_HONOUR, f"ATC {atc} not above the last seen {state.atc_last}")
-        self._uow.host.update_card_state(card.card_id, self._now, atc_last=atc)
+        self._set_card_state(card.card_id, atc_last=atc)
         return self._arpc(request, imk, approved=True)
 
     def _arpc(self, request: IssuerRequest, imk: bytes, *, approved: bool) -> bytes:
@@ -144,7 +156,7 @@ class SandboxIssuer:
         if request.pin_block is None:
             return None
         card = request.card  # the PIN (and its offset) belong to the card or device presented
-        state = self._uow.host.card_state(card.card_id, self._now, PIN_TRIES_MAX)
+        state = self._card_state(card.card_id)
         if state.pin_tries_left <= 0:
             return Result.PIN_TRIES_EXCEEDED
         pan = self._vault.open(self._uow.registry.card_sealed(card.card_id)["pan_enc"] or b"", "pan")
@@ -156,10 +168,10 @@ class SandboxIssuer:
         if entered is not None and len(entered) == len(card.pin_offset):
             if entered == ibm3624_pin_from_offset(pvk, pan, card.pin_offset):
                 if state.pin_tries_left != PIN_TRIES_MAX:
-                    self._uow.host.update_card_state(card.card_id, self._now, pin_tries_left=PIN_TRIES_MAX)
+                    self._set_card_state(card.card_id, pin_tries_left=PIN_TRIES_MAX)
                 return None
         tries_left = state.pin_tries_left - 1
-        self._uow.host.update_card_state(card.card_id, self._now, pin_tries_left=tries_left)
+        self._set_card_state(card.card_id, pin_tries_left=tries_left)
         return Result.PIN_TRIES_EXCEEDED if tries_left <= 0 else Result.INCORRECT_PIN
 
     def _needs_cvm(self, request: IssuerRequest) -> bool:
