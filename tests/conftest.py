@@ -10,6 +10,7 @@ where that is a failure.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,10 @@ from paypos.bootstrap import App
 from paypos.config import Settings
 
 TEST_DATA_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+# python-escpos caches its printer capabilities in a new temporary directory per process
+# unless told where: one fixed place keeps test runs from littering /tmp.
+os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", os.path.join(tempfile.gettempdir(), "paypos-escpos-cache"))
 PG_ADMIN_URL = os.environ.get("PAYPOS_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
