@@ -32,6 +32,7 @@ TEST_DATA_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeef
 # python-escpos caches its printer capabilities in a new temporary directory per process
 # unless told where: one fixed place keeps test runs from littering /tmp.
 os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", os.path.join(tempfile.gettempdir(), "paypos-escpos-cache"))
+os.makedirs(os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"], exist_ok=True)
 PG_ADMIN_URL = os.environ.get("PAYPOS_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
