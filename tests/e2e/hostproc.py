@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import httpx
 import pytest
@@ -33,3 +36,33 @@ def wait_until_serving(process: subprocess.Popen, http_port: int, iso_port: int)
             pass
         time.sleep(0.1)
     pytest.fail(f"paypos serve did not answer on ports {http_port}/{iso_port} within {STARTUP_TIMEOUT_S} s")
+
+
+SHUTDOWN_TIMEOUT_S = 15
+
+
+@contextlib.contextmanager
+def running_host(command: Sequence[str], data_dir: Path, log_path: Path,
+                 env: dict[str, str] | None = None) -> Iterator[tuple[int, int]]:
+    """`paypos serve` on free ports for the block: yields (iso_port, http_port); stops it after,
+    and fails the test if the server logged a traceback."""
+    http_port, iso_port = free_port(), free_port()
+    with log_path.open("w+") as log:
+        process = subprocess.Popen(
+            [*command, "serve", "--http-port", str(http_port), "--iso-port", str(iso_port),
+             "--data-dir", str(data_dir)],
+            stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
+        )
+        try:
+            wait_until_serving(process, http_port, iso_port)
+            yield iso_port, http_port
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=SHUTDOWN_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.seek(0)
+            output = log.read()
+    assert "Traceback" not in output, output[-4000:]

@@ -12,7 +12,7 @@ required; only the reconciliation test uses it, so its batch is that test's alon
 """
 
 from __future__ import annotations
-from tests.e2e.hostproc import free_port, wait_until_serving
+from tests.e2e.hostproc import running_host
 
 import json
 import subprocess
@@ -45,7 +45,6 @@ from iso_client import (
 if TYPE_CHECKING:
     from conftest import PayposCli
 
-SHUTDOWN_TIMEOUT_S = 15
 MDR = Decimal("0.0060")  # the platform's merchant fee: 0.60 %, rounded half up
 CURRENCY_ALPHA = {"156": "CNY", "840": "USD"}
 ACCOUNT_CODE = {"debit": "cardholder_funds", "credit": "credit_line", "prepaid": "prepaid_balance"}
@@ -128,15 +127,7 @@ def host(cli: PayposCli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
     card_rows = json.loads(cards.stdout)
     (pin_card,) = json.loads(fresh.stdout)
     card_rows.append({**pin_card, "id": "pin-test-card"})  # known here by its purpose
-    http_port, iso_port = free_port(), free_port()
-    log = (work / "serve.log").open("w+")
-    process = subprocess.Popen(
-        [*cli.command, "serve", "--http-port", str(http_port), "--iso-port", str(iso_port),
-         "--data-dir", str(data_dir)],
-        stdout=log, stderr=subprocess.STDOUT, text=True, env=cli.env(),
-    )
-    try:
-        wait_until_serving(process, http_port, iso_port)
+    with running_host(cli.command, data_dir, work / "serve.log", env=cli.env()) as (iso_port, _http_port):
         yield Host(
             iso_port=iso_port,
             books=Books(cli, data_dir),
@@ -144,17 +135,6 @@ def host(cli: PayposCli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
             terminals={row["terminal_id"]: Terminal(TerminalConfig.from_json(row))
                        for row in json.loads(terminals.stdout)},
         )
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=SHUTDOWN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.seek(0)
-        output = log.read()
-        log.close()
-    assert "Traceback" not in output, output[-4000:]
 
 
 @pytest.fixture(scope="module")

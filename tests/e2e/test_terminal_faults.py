@@ -18,7 +18,7 @@ import pytest
 from paypos.domain.pricing import fee_minor
 from paypos.terminal.session import open_session
 from tests.e2e.faulty_proxy import FaultyProxy
-from tests.e2e.hostproc import free_port, wait_until_serving
+from tests.e2e.hostproc import free_port, running_host, wait_until_serving
 
 CARD = "visa-cvn18-approve"
 
@@ -30,18 +30,11 @@ def _paypos(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> su
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
-    data_dir = tmp_path_factory.mktemp("faults") / "data"
+    work = tmp_path_factory.mktemp("faults")
+    data_dir = work / "data"
     assert _paypos("init", "--sandbox", data_dir=data_dir).returncode == 0
-    iso_port, http_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "paypos.entrypoints.cli", "serve", "--iso-port", str(iso_port),
-         "--http-port", str(http_port), "--data-dir", str(data_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    wait_until_serving(server, http_port, iso_port)
-    yield data_dir, iso_port
-    server.terminate()
-    server.wait(timeout=30)
+    with running_host([sys.executable, "-m", "paypos.entrypoints.cli"], data_dir, work / "serve.log") as (iso_port, _):
+        yield data_dir, iso_port
 
 
 def available(data_dir: Path, card_id: str = CARD) -> int:

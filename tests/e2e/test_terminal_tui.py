@@ -11,7 +11,7 @@ Each test is a plain function that runs the app with ``asyncio.run``: no async p
 """
 
 from __future__ import annotations
-from tests.e2e.hostproc import free_port, wait_until_serving
+from tests.e2e.hostproc import free_port, running_host
 
 import asyncio
 import json
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 TERMINAL = "CAFE0001"
 CARD = "visa-cvn18-approve"
 PIN = "1234"
-SHUTDOWN_TIMEOUT_S = 15
 STEP_TIMEOUT_S = 20  # one screen change, including a round trip to the host
 SCREEN_SIZE = (100, 40)
 T = TypeVar("T")
@@ -87,27 +86,8 @@ def host(cli: PayposCli, tmp_path_factory: pytest.TempPathFactory) -> Iterator[H
     data_dir = work / "data"
     init = cli.run("init", "--sandbox", "--data-dir", str(data_dir))
     assert init.returncode == 0, init.stderr
-    http_port, iso_port = free_port(), free_port()
-    log = (work / "serve.log").open("w+")
-    process = subprocess.Popen(
-        [*cli.command, "serve", "--http-port", str(http_port), "--iso-port", str(iso_port),
-         "--data-dir", str(data_dir)],
-        stdout=log, stderr=subprocess.STDOUT, text=True, env=cli.env(),
-    )
-    try:
-        wait_until_serving(process, http_port, iso_port)
+    with running_host(cli.command, data_dir, work / "serve.log", env=cli.env()) as (iso_port, _http_port):
         yield Host(cli, data_dir, iso_port)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=SHUTDOWN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.seek(0)
-        output = log.read()
-        log.close()
-    assert "Traceback" not in output, output[-4000:]
 
 
 @pytest.fixture(scope="module")

@@ -29,10 +29,8 @@ from paypos.protocol.dukpt import (
     derive_transaction_key,
     initial_ksn,
     ksn_counter,
-    mac_request_key,
-    mac_response_key,
     parse_ksn,
-    pin_key,
+    working_keys,
 )
 from paypos.protocol.mac import verify_retail_mac
 from paypos.protocol.pinblock import PinBlockError, decrypt_pinblock
@@ -97,9 +95,7 @@ class CheckMac(_Base):
             key = derive_transaction_key(_ipek(ctx.vault.open(sealed, "bdk"), initial_ksn(ksn)), ksn)
         except DukptError as error:
             raise Decline(Result.SECURITY_VIOLATION, str(error)) from None
-        # The host never decrypts data fields: the data variants are not derived.
-        return WorkingKeys(pin=pin_key(key), mac_request=mac_request_key(key), mac_response=mac_response_key(key),
-                           data_request=b"", data_response=b"")
+        return working_keys(key, with_data=False)  # the host never decrypts data fields
 
 
 @functools.lru_cache(maxsize=limits.iso_ipek_cache_entries_max)

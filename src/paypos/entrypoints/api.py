@@ -184,18 +184,18 @@ def install_receipt_routes(api: FastAPI) -> None:
     def e_receipt(request: Request, rrn: str, code: str = "") -> HTMLResponse:
         app = _paypos(request)
         with app.uow(write=False) as uow:
-            found = uow.host.receipt(rrn) if rrn.isdigit() and len(rrn) == 12 else None
+            found = uow.host.receipt(rrn)
             merchant = uow.registry.get_merchant(found.merchant_id) if found else None
         if found is None or not found.approval_code or not hmac.compare_digest(found.approval_code, code):
             raise Problem(404, "not-found", "Not found", "no receipt with this reference and code")
         rows = [("Merchant", merchant.name if merchant else found.merchant_id),
                 ("Terminal", found.terminal_id), ("Date", found.created_at.strftime("%Y-%m-%d %H:%M UTC")),
                 ("Card", found.pan_masked or ""), ("Amount", str(money(found.amount_minor, found.currency))),
-                ("Approval code", found.approval_code), ("RRN", found.rrn or ""), ("Status", found.status)]
+                ("Approval code", found.approval_code), ("RRN", found.rrn), ("Status", found.status)]
         body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
         page = (
             "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-            f"<title>Receipt {html.escape(found.rrn or '')}</title><body style='font-family:sans-serif;max-width:28em;"
+            f"<title>Receipt {html.escape(found.rrn)}</title><body style='font-family:sans-serif;max-width:28em;"
             f"margin:auto'><h1>Receipt</h1><table>{body}</table></body></html>"
         )
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})

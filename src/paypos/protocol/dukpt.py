@@ -293,13 +293,17 @@ def data_response_key(key: bytes) -> bytes:
     return _data_key(key, DATA_RESPONSE_VARIANT)
 
 
+def working_keys(transaction_key: bytes, *, with_data: bool = True) -> WorkingKeys:
+    """A transaction key's PIN, MAC and (unless ``with_data`` is False, left empty) data keys."""
+    return WorkingKeys(
+        pin=pin_key(transaction_key),
+        mac_request=mac_request_key(transaction_key),
+        mac_response=mac_response_key(transaction_key),
+        data_request=data_request_key(transaction_key) if with_data else b"",
+        data_response=data_response_key(transaction_key) if with_data else b"",
+    )
+
+
 def derive_working_keys(bdk: bytes, ksn: bytes) -> WorkingKeys:
     """BDK and KSN to the transaction's PIN, MAC and data keys (A.6, A.3, A.4.1)."""
-    key = derive_transaction_key(derive_ipek(bdk, ksn), ksn)
-    return WorkingKeys(
-        pin=pin_key(key),
-        mac_request=mac_request_key(key),
-        mac_response=mac_response_key(key),
-        data_request=data_request_key(key),
-        data_response=data_response_key(key),
-    )
+    return working_keys(derive_transaction_key(derive_ipek(bdk, ksn), ksn))

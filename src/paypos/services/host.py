@@ -21,6 +21,7 @@ from paypos.authorization import posting
 from paypos.authorization.context import AuthContext, Replay, business_fingerprint
 from paypos.authorization.manager import Participant, TransactionManager
 from paypos.authorization.result import Result, response_code
+from paypos.adapters.db.host import rrn_of
 from paypos.bootstrap import App
 from paypos.protocol import emv, iso8583
 from paypos.protocol.card import mask_pan
@@ -161,9 +162,7 @@ class IsoHost:
             original_id=ctx.original.id if ctx.original else None,
             transfer_ref=posting.transfer_ref(ctx), created_at=ctx.now,
         )
-        rrn = f"{transaction_id:012d}"
-        ctx.uow.host.update_transaction(transaction_id, rrn=rrn)
-        return rrn, approval
+        return rrn_of(transaction_id), approval
 
     def _encode(self, response: dict[str, str], ctx: AuthContext) -> bytes:
         if ctx.mac_present and ctx.keys is not None:

@@ -24,11 +24,9 @@ from paypos.protocol.dukpt import (
     derive_transaction_key,
     ksn_counter,
     ksn_with_counter,
-    mac_request_key,
-    mac_response_key,
     next_ksn,
     parse_ksn,
-    pin_key,
+    working_keys,
 )
 from paypos.protocol.mac import retail_mac, verify_retail_mac
 from paypos.protocol.pinblock import encode_pinblock_iso_0, encrypt_pinblock
@@ -105,8 +103,7 @@ class TerminalEngine:
             raise TerminalError("DUKPT key exhausted: load new keys into this terminal") from None
         key = derive_transaction_key(bytes.fromhex(self.config.ipek), ksn)
         self.store.set_ksn_counter(db, ksn_counter(ksn))
-        keys = WorkingKeys(pin=pin_key(key), mac_request=mac_request_key(key), mac_response=mac_response_key(key),
-                           data_request=b"", data_response=b"")
+        keys = working_keys(key, with_data=False)
         return ksn.hex().upper(), keys
 
     def _identity(self, db: sqlite3.Connection) -> tuple[str, str]:

@@ -12,28 +12,27 @@ from paypos.domain.ledger import (
     Account,
     AccountFlags,
     Balances,
-    PendingHold,
     PendingState,
-    PriorOutcome,
     TransferKind,
     TransferRequest,
     TransferResult,
     check_request_shape,
     plan_expiry,
-    plan_transfers,
     split_chains,
 )
+from tests.ledger_machine import MemoryBackend
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 NO_OVERDRAFT = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
 R = TransferResult
 
 
-class Book:
-    """A tiny in-memory store that applies plans, to drive the planner step by step."""
+class Book(MemoryBackend):
+    """The in-memory ledger with five accounts, driven one batch at a time."""
 
     def __init__(self) -> None:
-        self.accounts: dict[int, Account] = {
+        super().__init__()
+        self.accounts = {
             1: Account(1, "card:a", "card:a", "cardholder_funds", "CNY", NO_OVERDRAFT, Balances(credits_posted=1000)),
             2: Account(2, "merchant:m", "merchant:m", "merchant_pending", "CNY"),
             3: Account(3, "issuer:i", "issuer:i", "issuer_funding", "CNY"),
@@ -41,24 +40,11 @@ class Book:
             5: Account(5, "card:c", "card:c", "credit_line", "CNY", AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
                        Balances(debits_posted=500)),
         }
-        self.holds: dict[str, PendingHold] = {}
-        self.priors: dict[str, PriorOutcome] = {}
 
     def run(self, *requests: TransferRequest, now: datetime = NOW) -> list[TransferResult]:
-        plan = plan_transfers(list(requests), self.accounts, self.holds, self.priors, now)
-        for account_id, balances in plan.account_balances.items():
-            self.accounts[account_id] = replace(self.accounts[account_id], balances=balances)
-        for transfer in plan.new_transfers:
-            self.priors[transfer.id] = PriorOutcome(transfer.fingerprint, R.OK, transfer)
-            if transfer.kind is TransferKind.PENDING:
-                self.holds[transfer.id] = PendingHold(transfer, PendingState.PENDING)
-        for hold_id, state in plan.pending_states.items():
-            self.holds[hold_id] = replace(self.holds[hold_id], state=state)
-        for failure in plan.failures:
-            self.priors[failure.id] = PriorOutcome(failure.fingerprint, failure.result)
-        return [o.result for o in plan.outcomes]
+        return self.create(list(requests), lambda: now)
 
-    def balances(self, account_id: int) -> Balances:
+    def balances(self, account_id: int) -> Balances:  # type: ignore[override]
         return self.accounts[account_id].balances
 
 

@@ -49,7 +49,6 @@ class AnsweredMessage:
 @dataclass(frozen=True, slots=True)
 class HostTransaction:
     id: int
-    rrn: str
     terminal_id: str
     merchant_id: str
     batch_no: int
@@ -73,6 +72,11 @@ class HostTransaction:
     transfer_ref: str | None
     created_at: datetime
 
+    @property
+    def rrn(self) -> str:
+        """ISO 8583 field 37: the journal id, zero-padded to 12 digits (unique, never reused)."""
+        return rrn_of(self.id)
+
 
 @dataclass(frozen=True, slots=True)
 class BatchTotals:
@@ -80,6 +84,15 @@ class BatchTotals:
     debits_count: int
     credits_minor: int
     debits_minor: int
+
+
+def rrn_of(transaction_id: int) -> str:
+    return f"{transaction_id:012d}"
+
+
+def id_of_rrn(rrn: str) -> int:
+    """The journal id an RRN stands for (-1, which matches nothing, for one that is not ours)."""
+    return int(rrn) if len(rrn) == 12 and rrn.isdigit() else -1
 
 
 class SqlHostStore:
@@ -181,14 +194,16 @@ class SqlHostStore:
     def transaction_by_rrn(self, merchant_id: str, rrn: str) -> HostTransaction | None:
         row = self._db.execute(
             sa.select(host_transactions)
-            .where(host_transactions.c.merchant_id == merchant_id, host_transactions.c.rrn == rrn)
+            .where(host_transactions.c.merchant_id == merchant_id, host_transactions.c.id == id_of_rrn(rrn))
             .with_for_update()
         ).one_or_none()
         return None if row is None else HostTransaction(**row._mapping)
 
     def receipt(self, rrn: str) -> HostTransaction | None:
         """A journal row by RRN, read-only (the e-receipt page)."""
-        row = self._db.execute(sa.select(host_transactions).where(host_transactions.c.rrn == rrn)).one_or_none()
+        row = self._db.execute(
+            sa.select(host_transactions).where(host_transactions.c.id == id_of_rrn(rrn))
+        ).one_or_none()
         return None if row is None else HostTransaction(**row._mapping)
 
     def recent_count_for_card(self, card_id: str, since: datetime) -> int:

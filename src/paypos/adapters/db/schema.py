@@ -249,7 +249,6 @@ host_transactions = sa.Table(
     "host_transactions",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("rrn", sa.String(12), nullable=True, unique=True),  # set from the id once inserted
     sa.Column("terminal_id", sa.String(8), nullable=False, index=True),
     sa.Column("merchant_id", sa.String(15), nullable=False, index=True),
     sa.Column("batch_no", sa.Integer, nullable=False),

@@ -23,7 +23,6 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('host_transactions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('rrn', sa.String(length=12), nullable=True),
     sa.Column('terminal_id', sa.String(length=8), nullable=False),
     sa.Column('merchant_id', sa.String(length=15), nullable=False),
     sa.Column('batch_no', sa.Integer(), nullable=False),
@@ -46,8 +45,7 @@ def upgrade() -> None:
     sa.Column('completed_minor', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('transfer_ref', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_host_transactions')),
-    sa.UniqueConstraint('rrn', name=op.f('uq_host_transactions_rrn'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_host_transactions'))
     )
     with op.batch_alter_table('host_transactions', schema=None) as batch_op:
         batch_op.create_index('ix_host_transactions_identity', ['terminal_id', 'stan', 'transmission_dt'], unique=False)
