@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,27 @@ class Connection:
         return iso8583.decode_message(await self.reader.readexactly(size))
 
 
+# --- the load script: built before the clock starts ---------------------------------
+#
+# Building a request costs the terminal side ~1 ms of Python (DUKPT, PIN block, ARQC,
+# MAC); doing it inside the timed loop would measure the load generator, which shares
+# this machine's two cores with the host and PostgreSQL (pgbench's C client costs next
+# to nothing). So each terminal's requests are built up front, in a process pool, in
+# the order the terminal sends them (its KSN counter and the cards' ATCs only rise).
+# A refund needs its sale's RRN, known only from the response: its slot reserves a KSN
+# counter and a STAN, and the message is built when its turn comes (5 % of the mix).
+
+
+@dataclass
+class Slot:
+    kind: str  # contactless | chip+pin | reversal | refund
+    raw: bytes | None = None  # built up front (all but refunds)
+    sale: int | None = None  # refunds and reversals: the index of the sale slot they undo
+    card: dict | None = None
+    counter: int = 0  # refunds: the KSN counter and STAN kept for them
+    stan: int = 0
+
+
 def _purchase(t: SoftTerminal, card: dict, amount: int, contactless: bool) -> bytes:
     entry = "072" if contactless else "051"
     fields = {"3": "000000", "4": f"{amount:012d}", "22": entry, "23": card["psn"].zfill(3), "35": card["track2"],
@@ -79,68 +101,112 @@ def _purchase(t: SoftTerminal, card: dict, amount: int, contactless: bool) -> by
     return t.message("0200", fields, pin=None if contactless else "1234", pan=card["pan"])
 
 
-async def _terminal_loop(
-    t: SoftTerminal, cards: list[dict], host: str, port: int, deadline: float, stats: Stats, rng: random.Random
-) -> None:
+def _script(t: SoftTerminal, cards: list[dict], count: int, seed: int) -> tuple[SoftTerminal, list[Slot]]:
+    """One terminal's requests, in sending order (run in a worker process)."""
+    rng = random.Random(seed)
+    slots: list[Slot] = []
+    sales: list[int] = []
+    sale_fields: dict[int, tuple[str, str, str]] = {}  # slot -> (11, 7, 4)
+    while len(slots) < count:
+        roll = rng.random()
+        if roll < 0.10 and sales:
+            sale = sales.pop(rng.randrange(len(sales)))
+            if rng.random() < 0.5:
+                stan, dt, amount = sale_fields[sale]
+                original = iso8583.format_original_data_elements(iso8583.OriginalData("0200", stan, dt, "0", "0"))
+                slots.append(Slot("reversal", t.message("0400", {"3": "000000", "4": amount, "90": original}),
+                                  sale=sale))
+            else:
+                if t.mac_required:
+                    t.counter += 1
+                t.stan += 1
+                slots.append(Slot("refund", sale=sale, card=slots[sale].card, counter=t.counter, stan=t.stan))
+            continue
+        kind = "contactless" if roll < 0.70 else "chip+pin"
+        card = rng.choice(cards)
+        raw = _purchase(t, card, rng.randint(100, 9_000), contactless=kind == "contactless")
+        fields = iso8583.decode_message(raw)
+        sale_fields[len(slots)] = (fields["11"], fields["7"], fields["4"])
+        sales.append(len(slots))
+        slots.append(Slot(kind, raw, card=card))
+    return t, slots
+
+
+def _refund(t: SoftTerminal, slot: Slot, sale_response: dict[str, str]) -> bytes:
+    card = slot.card or {}
+    t.counter, t.stan = slot.counter - (1 if t.mac_required else 0), slot.stan - 1
+    fields = {"3": "200000", "4": sale_response["4"], "22": "072", "23": card["psn"].zfill(3),
+              "35": card["track2"], "37": sale_response["37"]}
+    return t.message("0200", fields, pan=card["pan"])
+
+
+def _build_scripts(terminals: list[SoftTerminal], cards: list[list[dict]], count: int,
+                   seed: int) -> list[tuple[SoftTerminal, list[Slot]]]:
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} terminals"))
+    with Progress(*columns, console=console, transient=True) as progress, \
+            ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        task = progress.add_task(f"building {count} requests per terminal", total=len(terminals))
+        futures = [pool.submit(_script, t, c, count, seed + i) for i, (t, c) in enumerate(zip(terminals, cards))]
+        scripts = []
+        for future in futures:
+            scripts.append(future.result())
+            progress.advance(task)
+    return scripts
+
+
+async def _terminal_loop(t: SoftTerminal, slots: list[Slot], host: str, port: int, deadline: float,
+                         stats: Stats) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     conn = Connection(reader, writer)
-    approved: list[dict[str, str]] = []
+    responses: dict[int, dict[str, str]] = {}
     try:
-        while time.monotonic() < deadline:
-            roll = rng.random()
-            card = rng.choice(cards)
-            if roll < 0.10 and approved:
-                kind, raw = _refund_or_reversal(t, cards, approved, rng)
-            else:
-                kind = "contactless" if roll < 0.70 else "chip+pin"
-                raw = _purchase(t, card, rng.randint(100, 9_000), contactless=kind == "contactless")
+        for index, slot in enumerate(slots):
+            if time.monotonic() >= deadline:
+                return
+            raw = slot.raw
+            if slot.kind == "refund":
+                sale = responses.get(slot.sale if slot.sale is not None else -1)
+                if sale is None or sale.get("39") != "00":
+                    continue  # its sale was declined: nothing to refund
+                raw = _refund(t, slot, sale)
+            assert raw is not None
             started = time.perf_counter()
             try:
                 response = await asyncio.wait_for(conn.exchange(raw), timeout=30)
             except (TimeoutError, ConnectionError, asyncio.IncompleteReadError) as error:
                 stats.errors[type(error).__name__] += 1
-                break
+                return
             stats.latencies_s.append(time.perf_counter() - started)
-            stats.kinds[kind] += 1
+            stats.kinds[slot.kind] += 1
             stats.codes[response.get("39", "??")] += 1
-            if response.get("39") == "00" and kind in ("contactless", "chip+pin"):
-                approved.append({**response, "_card": card["id"]})
+            if slot.kind in ("contactless", "chip+pin"):
+                responses[index] = response
+        stats.errors["script exhausted (raise --requests-per-terminal)"] += 1
     finally:
         writer.close()
 
 
-def _refund_or_reversal(t: SoftTerminal, cards: list[dict], approved: list[dict[str, str]], rng: random.Random):  # type: ignore[no-untyped-def]
-    sale = approved.pop(rng.randrange(len(approved)))
-    card = next(c for c in cards if c["id"] == sale["_card"])  # refunds go back to the sale's card
-    if rng.random() < 0.5:
-        original = iso8583.OriginalData("0200", sale["11"], sale["7"], "0", "0")
-        return "reversal", t.message("0400", {"3": "000000", "4": sale["4"],
-                                             "90": iso8583.format_original_data_elements(original)})
-    fields = {"3": "200000", "4": sale["4"], "22": "072", "23": card["psn"].zfill(3), "35": card["track2"],
-              "37": sale["37"]}
-    return "refund", t.message("0200", fields, pan=card["pan"])
-
-
-def _provision(count: int, env: dict[str, str]) -> tuple[list[SoftTerminal], list[list[dict]]]:
+def _provision(count: int, cards_per_terminal: int,
+               env: dict[str, str]) -> tuple[list[SoftTerminal], list[list[dict]]]:
     terminals = json.loads(_paypos("sandbox", "add-terminals", str(count), "--json", env=env))
-    cards = json.loads(_paypos("sandbox", "add-cards", str(count * 2), "--available-minor", "100000000",
-                               "--interfaces", "chip,contactless", "--json", env=env))
+    cards = json.loads(_paypos("sandbox", "add-cards", str(count * cards_per_terminal), "--available-minor",
+                               "100000000", "--interfaces", "chip,contactless", "--json", env=env))
     softs = [SoftTerminal(r["terminal_id"], r["merchant_id"], r["currency"], r["bdk"], r["initial_ksn"],
                           r["mac_required"]) for r in terminals]
-    return softs, [cards[2 * i: 2 * i + 2] for i in range(count)]
+    n = cards_per_terminal
+    return softs, [cards[n * i: n * i + n] for i in range(count)]
 
 
-async def _run_load(host: str, port: int, terminals: list[SoftTerminal], cards: list[list[dict]],
-                    duration_s: float, seed: int) -> tuple[Stats, float]:
+async def _run_load(host: str, port: int, scripts: list[tuple[SoftTerminal, list[Slot]]],
+                    duration_s: float) -> tuple[Stats, float]:
     stats = Stats()
     started = time.monotonic()
     deadline = started + duration_s
-    loops = [asyncio.create_task(_terminal_loop(t, c, host, port, deadline, stats, random.Random(seed + i)))
-             for i, (t, c) in enumerate(zip(terminals, cards))]
+    loops = [asyncio.create_task(_terminal_loop(t, slots, host, port, deadline, stats)) for t, slots in scripts]
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[done]} answered"),
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(f"{len(terminals)} terminals", total=duration_s, done=0)
+        task = progress.add_task(f"{len(scripts)} terminals", total=duration_s, done=0)
         while not all(loop.done() for loop in loops):
             await asyncio.sleep(0.25)
             progress.update(task, completed=min(time.monotonic() - started, duration_s),
@@ -192,7 +258,9 @@ def _start_host(database_url: str | None, tmp: Path) -> tuple[subprocess.Popen[b
 
 
 def run(terminals: int, duration_s: int, database_url: str | None, host: str | None, port: int | None,
-        seed: int = 1) -> None:
+        seed: int = 1, requests_per_terminal: int | None = None, cards_per_terminal: int = 32) -> None:
+    # Enough for ~3000 requests/s; a terminal that runs out stops and says so.
+    count = requests_per_terminal or max(100, duration_s * 3000 // terminals)
     with tempfile.TemporaryDirectory() as tmp:
         server = None
         if host is None:
@@ -201,8 +269,9 @@ def run(terminals: int, duration_s: int, database_url: str | None, host: str | N
         else:
             env = {**os.environ}
         try:
-            softs, cards = _provision(terminals, env)
-            stats, wall_s = asyncio.run(_run_load(host, int(port or 0), softs, cards, duration_s, seed))
+            softs, cards = _provision(terminals, cards_per_terminal, env)
+            scripts = _build_scripts(softs, cards, count, seed)
+            stats, wall_s = asyncio.run(_run_load(host, int(port or 0), scripts, duration_s))
         finally:
             if server is not None:
                 server.terminate()

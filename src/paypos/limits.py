@@ -84,9 +84,14 @@ iso_request_timeout_s = 20
 # writes. A realistic 0200 with track 2, PIN block, KSN, 255 bytes of ICC data and a MAC
 # is under 1 KiB; the 2-byte prefix itself could declare up to 65535.
 iso_frame_bytes_max = 8192
-# Threads answering ISO 8583 requests (each runs one database transaction at a time). More
-# threads only add lock convoys on hot accounts under the GIL: 3 measured best on 2 cores.
-iso_worker_threads = 3
+# Cryptographic memos of a host process: DUKPT intermediate keys (a few per terminal) and
+# ICC master keys (one per card); both only ever hold what the process derives anyway.
+dukpt_key_cache_entries_max = 262_144
+emv_icc_key_cache_entries_max = 131_072
+# Requests the host answers in one database transaction (group commit). A batch is whatever
+# arrived while the previous one committed, up to this many; more would only lengthen the
+# time its hot rows stay locked.
+iso_batch_requests_max = 128
 # Registry rows (terminals, merchants, cards, keys, account ids) cached by a host process.
 registry_cache_ttl_s = 5.0
 registry_cache_entries_max = 200_000
@@ -99,3 +104,25 @@ terminal_connect_timeout_s = 5.0
 terminal_queue_drain_max = 100
 # Terminals' initial DUKPT keys kept derived per host process.
 iso_ipek_cache_entries_max = 65_536
+
+# --- wallet payment codes (issue 5) ---------------------------------------------------
+# A buyer's payment code (protocol/paycode.py) belongs to one time step of this length
+# (RFC 6238's X): the wallet shows a new code every step.
+paycode_step_s = 60
+# Longest time step a verifier accepts: a code must not stay valid for long.
+paycode_step_s_max = 300
+# Steps either side of the host's own step that still verify (clock drift, time to scan).
+paycode_skew_steps = 1
+paycode_skew_steps_max = 2
+# Steps older than the window in which a matching code is reported as "expired" rather
+# than "unknown" (each is one HMAC per verification).
+paycode_expired_lookback_steps = 10
+# Longest OTP secret (bytes) accepted: SHA-512's 64-byte RFC 6238 seed, the largest in use.
+otp_secret_bytes_max = 64
+
+# --- credit pay (issue 5) ---------------------------------------------------------------
+# Purchases one statement is computed from, and amounts due one repayment is allocated over.
+creditpay_statement_purchases_max = 10_000
+creditpay_repayment_dues_max = 1_000
+# Longest overdue period (days) interest is computed for in one call (ten years).
+creditpay_overdue_days_max = 3_650

@@ -24,9 +24,9 @@ from paypos.protocol import emv, iso8583
 from paypos.protocol.card import CardDataError, parse_track2, validate_expiry, validate_pan
 from paypos.protocol.dukpt import (
     DukptError,
+    TransactionKeyCache,
     WorkingKeys,
     derive_ipek,
-    derive_transaction_key,
     initial_ksn,
     ksn_counter,
     parse_ksn,
@@ -72,7 +72,7 @@ class CheckMac(_Base):
     def prepare(self, ctx: AuthContext) -> None:
         terminal = ctx.terminal
         try:
-            mac = iso8583.mac_input_and_value(ctx.raw)
+            mac = iso8583.mac_input_and_value(ctx.raw, ctx.request)
         except iso8583.MessageError as error:
             raise Decline(Result.SECURITY_VIOLATION, str(error)) from None
         ctx.mac_present = mac is not None
@@ -92,10 +92,13 @@ class CheckMac(_Base):
         sealed = ctx.uow.registry.terminal_bdk_sealed(ctx.terminal_id) or b""
         try:
             ksn = parse_ksn(ctx.request["62"])
-            key = derive_transaction_key(_ipek(ctx.vault.open(sealed, "bdk"), initial_ksn(ksn)), ksn)
+            key = _TRANSACTION_KEYS.derive(_ipek(ctx.vault.open(sealed, "bdk"), initial_ksn(ksn)), ksn)
         except DukptError as error:
             raise Decline(Result.SECURITY_VIOLATION, str(error)) from None
         return working_keys(key, with_data=False)  # the host never decrypts data fields
+
+
+_TRANSACTION_KEYS = TransactionKeyCache(limits.dukpt_key_cache_entries_max)
 
 
 @functools.lru_cache(maxsize=limits.iso_ipek_cache_entries_max)

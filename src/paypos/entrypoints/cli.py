@@ -143,7 +143,7 @@ async def _serve(
     from paypos.entrypoints.api import create_app
     from paypos.services.host import IsoHost
 
-    iso = IsoServer(IsoHost(paypos).handle, host, iso_port) if iso_port else None
+    iso = IsoServer(IsoHost(paypos).handle_batch, host, iso_port) if iso_port else None
     if iso is not None:
         await iso.start()
     server = uvicorn.Server(uvicorn.Config(

@@ -30,9 +30,11 @@ counter prefix.
 from __future__ import annotations
 
 import string
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
-from Crypto.Cipher import DES, DES3
+from paypos.protocol._des import des_ecb_encrypt, tdes_ecb_encrypt, xor
 
 __all__ = [
     "COUNTER_MASK",
@@ -136,24 +138,9 @@ def _key(key: object, name: str) -> bytes:
     return _exact_bytes(key, KEY_BYTES, f"{name.upper()} (a double-length TDES key)", name)
 
 
-def _xor(left: bytes, right: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(left, right, strict=True))
-
-
-def _des_encrypt(key: bytes, data: bytes) -> bytes:
-    return DES.new(key, DES.MODE_ECB).encrypt(data)
-
-
-def _tdes_encrypt(key: bytes, data: bytes) -> bytes:
-    """Two-key TDES (EDE) in ECB mode over whole 8-byte blocks.
-
-    With equal halves (parity bits aside) EDE is single DES under the left half, which
-    pycryptodome's DES3 refuses to build; compute that value directly.
-    """
-    left, right = key[:8], key[8:]
-    if bytes(b & 0xFE for b in left) == bytes(b & 0xFE for b in right):
-        return _des_encrypt(left, data)
-    return DES3.new(key, DES3.MODE_ECB).encrypt(data)
+_xor = xor
+_des_encrypt = des_ecb_encrypt
+_tdes_encrypt = tdes_ecb_encrypt
 
 
 def parse_ksn(text: str) -> bytes:
@@ -249,17 +236,63 @@ def derive_transaction_key(ipek: bytes, ksn: bytes) -> bytes:
     non-reversible transformation of the key under the register. A counter a device never
     uses (0, or more than ten 1 bits) is rejected as bad field 62 data.
     """
+    key, base, prefixes = _counter_walk(ipek, ksn)
+    for prefix in prefixes:
+        key = _non_reversible_key(key, (base | prefix).to_bytes(8, "big"))
+    return key
+
+
+def _counter_walk(ipek: bytes, ksn: bytes) -> tuple[bytes, int, list[int]]:
+    """The checked IPEK, the KSN register with its counter cleared, and the counter's 1 bits
+    from bit 20 down, accumulated (the registers the walk sets, one per step)."""
     key = _key(ipek, "ipek")
     data = _ksn(ksn)
     counter = ksn_counter(data)
     if not is_valid_counter(counter):
         raise DukptError(_COUNTER_RULE, field=KSN_FIELD)
-    register = int.from_bytes(data[_REGISTER_OFFSET:], "big") & ~COUNTER_MASK
+    base = int.from_bytes(data[_REGISTER_OFFSET:], "big") & ~COUNTER_MASK
+    prefixes: list[int] = []
     for bit in (1 << shift for shift in range(20, -1, -1)):
         if counter & bit:
-            register |= bit
-            key = _non_reversible_key(key, register.to_bytes(8, "big"))
-    return key
+            prefixes.append((prefixes[-1] if prefixes else 0) | bit)
+    return key, base, prefixes
+
+
+class TransactionKeyCache:
+    """Host-side memo of the A.3 walk: the key after each prefix of the counter's 1 bits.
+
+    A device's counters rise one by one, so the key for counter ``c`` is one
+    non-reversible step from the key of ``c`` without its lowest 1 bit, which an earlier
+    transaction already computed: one step per request instead of up to ten. Results are
+    exactly :func:`derive_transaction_key`'s (the tests compare them); entries are
+    bounded (least recently used first out) and guarded by a lock for threaded hosts.
+    """
+
+    def __init__(self, entries_max: int) -> None:
+        self._entries_max = entries_max
+        self._keys: OrderedDict[tuple[bytes, int, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def derive(self, ipek: bytes, ksn: bytes) -> bytes:
+        """The same key as ``derive_transaction_key(ipek, ksn)``."""
+        initial, base, prefixes = _counter_walk(ipek, ksn)
+        key, start = initial, 0
+        with self._lock:
+            for depth in range(len(prefixes), 0, -1):
+                entry = (initial, base, prefixes[depth - 1])
+                if entry in self._keys:
+                    self._keys.move_to_end(entry)
+                    key, start = self._keys[entry], depth
+                    break
+        computed = []
+        for prefix in prefixes[start:]:
+            key = _non_reversible_key(key, (base | prefix).to_bytes(8, "big"))
+            computed.append(((initial, base, prefix), key))
+        with self._lock:
+            self._keys.update(computed)
+            while len(self._keys) > self._entries_max:
+                self._keys.popitem(last=False)
+        return key
 
 
 def pin_key(key: bytes) -> bytes:

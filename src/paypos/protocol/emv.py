@@ -26,17 +26,23 @@ cryptogram that does not match; comparisons are constant time.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import string
 from collections.abc import Mapping
 from typing import Literal
 
-from pyemv import ac as _ac
-from pyemv import kd as _kd
 from pyemv import tlv as _tlv
 
-from paypos.protocol._tdes import tdes_deprecation_silenced
 from paypos import limits
+from paypos.protocol._des import (
+    adjust_odd_parity,
+    mac_algorithm_3,
+    pad_method_1,
+    pad_method_2,
+    tdes_ecb_encrypt,
+    xor,
+)
 from paypos.protocol.card import CardDataError, validate_pan
 
 __all__ = [
@@ -142,7 +148,6 @@ class _RejectedTagError(Exception):
         self.rule = rule
 
 
-_tdes_deprecation_silenced = tdes_deprecation_silenced
 
 
 # --- TLV (field 55) ------------------------------------------------------------------------
@@ -335,16 +340,23 @@ def derive_icc_mk_a(imk: bytes, pan: str, psn: str) -> bytes:
         raise EmvError(f"5A: {error}", field="5A") from None
     if not isinstance(psn, str) or len(psn) != 2 or not (psn.isascii() and psn.isdigit()):
         raise EmvError("5F34: PAN sequence number must be 2 digits", field="5F34")
-    with _tdes_deprecation_silenced():
-        return _kd.derive_icc_mk_a(key, pan, psn)
+    return _icc_mk_a(key, pan, psn)
+
+
+@functools.lru_cache(maxsize=limits.emv_icc_key_cache_entries_max)
+def _icc_mk_a(imk: bytes, pan: str, psn: str) -> bytes:
+    """Option A over validated inputs (what pyemv's ``kd.derive_icc_mk_a`` computes; the tests
+    compare), memoised: a card's ICC master key never changes, so the host derives it once."""
+    data_a = bytes.fromhex((pan + psn)[-16:].zfill(16))
+    return adjust_odd_parity(tdes_ecb_encrypt(imk, data_a + xor(data_a, b"\xff" * 8)))
 
 
 def derive_common_sk_ac(icc_mk_ac: bytes, tag_9f36: bytes) -> bytes:
     """AC session key: EMV 4.4 Book 2 Annex A1.3.1 with R = ATC || '00 00 00 00 00 00'."""
     key = _key(icc_mk_ac, "icc_mk_ac")
     atc = _exact(tag_9f36, "9F36", 2)
-    with _tdes_deprecation_silenced():
-        return _kd.derive_common_sk(key, atc + bytes(6))
+    # R = ATC || 00 * 6; left half from R with byte 2 = F0, right half with byte 2 = 0F.
+    return adjust_odd_parity(tdes_ecb_encrypt(key, atc + b"\xf0" + bytes(5) + atc + b"\x0f" + bytes(5)))
 
 
 def _ac_key(cvn: int, imk_ac: bytes, pan: str, psn: str, tags: Mapping[str, bytes]) -> bytes:
@@ -362,9 +374,9 @@ def generate_arqc(cvn: int, imk_ac: bytes, pan: str, psn: str, tags: Mapping[str
     """The 8-byte ARQC (tag 9F26) a CVN 10 / CVN 18 card computes over ``tags``."""
     data = cryptogram_input(cvn, tags)
     key = _ac_key(cvn, imk_ac, pan, psn, tags)
-    padding = _ac.PaddingType.VISA if cvn == CVN_10 else _ac.PaddingType.EMV
-    with _tdes_deprecation_silenced():
-        return _ac.generate_ac(key, data, padding, _ARQC_BYTES)
+    # CVN 10: ISO/IEC 9797-1 padding method 1 (Visa); CVN 18: method 2 (EMV Book 2 A1.2.1).
+    padded = pad_method_1(data) if cvn == CVN_10 else pad_method_2(data)
+    return mac_algorithm_3(key, padded)[:_ARQC_BYTES]
 
 
 def verify_arqc(cvn: int, imk_ac: bytes, pan: str, psn: str, tags: Mapping[str, bytes]) -> bool:
@@ -414,10 +426,19 @@ def generate_arpc(
     arqc = _tag(tags, "9F26", _ARQC_BYTES)
     response = _response_data(cvn, arc, csu)
     key = _ac_key(cvn, imk_ac, pan, psn, tags)
-    with _tdes_deprecation_silenced():
-        if cvn == CVN_10:
-            return _ac.generate_arpc_1(key, arqc, response) + response
-        return _ac.generate_arpc_2(key, arqc, response) + response
+    if cvn == CVN_10:
+        return _arpc_method_1(key, arqc, response) + response
+    return _arpc_method_2(key, arqc, response, b"") + response
+
+
+def _arpc_method_1(key: bytes, arqc: bytes, arc: bytes) -> bytes:
+    """EMV 4.4 Book 2 8.2.1: TDES(key)[ARQC XOR (ARC || '00' * 6)]."""
+    return tdes_ecb_encrypt(key, xor(arqc, arc + bytes(6)))
+
+
+def _arpc_method_2(key: bytes, arqc: bytes, csu: bytes, proprietary: bytes) -> bytes:
+    """EMV 4.4 Book 2 8.2.2: MAC (ISO/IEC 9797-1 alg. 3, padding 2) over ARQC || CSU || PAD, 4 bytes."""
+    return mac_algorithm_3(key, pad_method_2(arqc + csu + proprietary))[:_ARPC_METHOD_2_BYTES]
 
 
 def verify_arpc(
@@ -437,9 +458,7 @@ def verify_arpc(
             raise EmvError(f"91 must be 10 bytes for CVN 10 (ARPC 8 + ARC 2), got {len(data)}", field="91")
         arpc, arc = data[:_ARPC_METHOD_1_BYTES], data[_ARPC_METHOD_1_BYTES:]
         key = _ac_key(cvn, imk_ac, pan, psn, tags)
-        with _tdes_deprecation_silenced():
-            expected = _ac.generate_arpc_1(key, arqc, arc)
-        return hmac.compare_digest(expected, arpc)
+        return hmac.compare_digest(_arpc_method_1(key, arqc, arc), arpc)
     fixed = _ARPC_METHOD_2_BYTES + _CSU_BYTES
     if not fixed <= len(data) <= fixed + _PROPRIETARY_AUTH_DATA_BYTES_MAX:
         raise EmvError(
@@ -449,9 +468,7 @@ def verify_arpc(
         )
     arpc, csu, proprietary = data[:_ARPC_METHOD_2_BYTES], data[_ARPC_METHOD_2_BYTES:fixed], data[fixed:]
     key = _ac_key(cvn, imk_ac, pan, psn, tags)
-    with _tdes_deprecation_silenced():
-        expected = _ac.generate_arpc_2(key, arqc, csu, proprietary)
-    return hmac.compare_digest(expected, arpc)
+    return hmac.compare_digest(_arpc_method_2(key, arqc, csu, proprietary), arpc)
 
 
 # --- cardholder verification -----------------------------------------------------------------

@@ -543,14 +543,16 @@ def _mac_placement_problem(fields: Mapping[str, str]) -> MessageError | None:
     return None
 
 
-def mac_input_and_value(raw: bytes) -> tuple[bytes, bytes] | None:
+def mac_input_and_value(raw: bytes, fields: Mapping[str, str] | None = None) -> tuple[bytes, bytes] | None:
     """(MAC input, 8-byte MAC) of a received message, or ``None`` when it carries no MAC.
 
-    The message is decoded first (:class:`MessageError` if malformed), the MAC must sit
-    where :func:`mac_field` puts it, and it is then necessarily the last 16 characters:
-    the input is every byte before them. Compare with ``hmac.compare_digest``.
+    The message is decoded first (:class:`MessageError` if malformed) unless ``fields``
+    gives what :func:`decode_message` returned for ``raw``; the MAC must sit where
+    :func:`mac_field` puts it, and it is then necessarily the last 16 characters: the
+    input is every byte before them. Compare with ``hmac.compare_digest``.
     """
-    fields = decode_message(raw)
+    if fields is None:
+        fields = decode_message(raw)
     if "64" not in fields and "128" not in fields:
         return None
     problem = _mac_placement_problem(fields)

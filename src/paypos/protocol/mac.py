@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import hmac
 
-from Crypto.Cipher import DES
+from paypos.protocol._des import mac_algorithm_3, pad_method_1
 
 __all__ = ["MAC_BYTES", "MAC_FIELD", "MAC_KEY_BYTES", "MacError", "retail_mac", "verify_retail_mac"]
 
 MAC_BYTES = 8
 MAC_KEY_BYTES = 16
 MAC_FIELD = "64"  # ISO 8583 data element 64, message authentication code
-_BLOCK_BYTES = 8
-_ZERO_IV = bytes(_BLOCK_BYTES)
 
 
 class MacError(ValueError):
@@ -47,19 +45,12 @@ def _bytes(value: object, what: str, field: str, length: int | None = None) -> b
     return data
 
 
-def _pad_method_1(message: bytes) -> bytes:
-    """ISO/IEC 9797-1 padding method 1: zeros up to a positive multiple of the block size."""
-    fill = -len(message) % _BLOCK_BYTES if message else _BLOCK_BYTES
-    return message + bytes(fill)
 
 
 def retail_mac(key: bytes, data: bytes) -> bytes:
     """The 8-byte ISO/IEC 9797-1 MAC algorithm 3 (padding method 1) MAC of ``data``."""
     k = _bytes(key, "MAC key (K || K', ISO/IEC 9797-1 MAC algorithm 3)", "mac_key", MAC_KEY_BYTES)
-    message = _pad_method_1(_bytes(data, "MAC input data", "data"))
-    left, right = k[:8], k[8:]
-    chained = DES.new(left, DES.MODE_CBC, iv=_ZERO_IV).encrypt(message)[-_BLOCK_BYTES:]
-    return DES.new(left, DES.MODE_ECB).encrypt(DES.new(right, DES.MODE_ECB).decrypt(chained))
+    return mac_algorithm_3(k, pad_method_1(_bytes(data, "MAC input data", "data")))
 
 
 def verify_retail_mac(key: bytes, data: bytes, mac: bytes) -> bool:

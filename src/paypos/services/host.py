@@ -1,9 +1,10 @@
 """The acquiring host's use case: one ISO 8583 request in, one response out.
 
 Each request runs the participant pipeline chosen by its MTI and processing
-code inside one unit of work; the answer (approved or declined), the journal
-row and the ledger chain commit together, and only then is the response
-encoded and sent — a terminal never sees an approval the host could lose.
+code inside a unit of work, shared by the requests of one batch (group commit);
+the answer (approved or declined), the journal row and the ledger chain commit
+together, and only then is the response encoded and sent — a terminal never
+sees an approval the host could lose.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import exc as sa_exc
 
@@ -21,10 +23,18 @@ from paypos.authorization import posting
 from paypos.authorization.context import AuthContext, Replay, business_fingerprint
 from paypos.authorization.manager import Participant, TransactionManager
 from paypos.authorization.result import Result, response_code
+from paypos.adapters.db.batch import HostBatch, NeedsDatabase
 from paypos.adapters.db.host import rrn_of
+from paypos.adapters.db.registry import SqlRegistry
+from paypos.adapters.db.uow import UnitOfWork
+from paypos.adapters.vault import Vault
 from paypos.bootstrap import App
 from paypos.protocol import emv, iso8583
-from paypos.protocol.card import mask_pan
+from paypos.domain.money import MoneyError, currency
+from paypos.domain.registry import IssuerCard
+from paypos.networks.issuer import PIN_TRIES_MAX
+from paypos.networks.sandbox.catalog import ACCOUNT_CODE_FOR_FUNDING
+from paypos.protocol.card import CardDataError, mask_pan, parse_track2
 from paypos.protocol.mac import retail_mac
 
 log = logging.getLogger("paypos.host")
@@ -68,32 +78,169 @@ def select_flow(request: dict[str, str]) -> Flow:
 
 
 class IsoHost:
-    """Stateless between requests: everything lives in the database."""
+    """Stateless between requests: everything lives in the database.
+
+    Requests are answered in batches (`handle_batch`): one database transaction
+    and one commit for all of them (group commit, `adapters.db.batch`), each
+    request still running its own participant pipeline. A batch the database
+    refuses as a whole (a unique key raced by another host process, a deadlock)
+    is re-run one request per transaction, with retries.
+    """
 
     def __init__(self, app: App) -> None:
         self.app = app
 
     def handle(self, raw: bytes) -> bytes | None:
         """The encoded response, or None when the message cannot be answered (close the link)."""
+        return self.handle_batch([raw])[0]
+
+    def handle_batch(self, raws: Sequence[bytes]) -> list[bytes | None]:
+        """Answer many messages with one commit; the answers only exist once it is durable."""
+        out: list[bytes | None] = [None] * len(raws)
+        work: list[tuple[int, dict[str, str], bytes]] = []
+        for index, raw in enumerate(raws):
+            try:
+                request = iso8583.decode_message(raw)
+            except iso8583.MessageError as error:
+                out[index] = self._format_error(raw, error)
+                continue
+            if "11" not in request or "41" not in request or not iso8583.is_request(request["t"]):
+                out[index] = self._format_error(raw, iso8583.MessageError("MTI, 11 and 41 are needed", field=None))
+                continue
+            work.append((index, request, raw))
+        if not work:
+            return out
         try:
-            request = iso8583.decode_message(raw)
-        except iso8583.MessageError as error:
-            return self._format_error(raw, error)
-        if "11" not in request or "41" not in request or not iso8583.is_request(request["t"]):
-            return self._format_error(raw, iso8583.MessageError("MTI, 11 and 41 are needed", field=None))
+            answers = self._batch(work)
+        except sa_exc.DBAPIError as error:
+            log.warning("batch of %d re-run one request per transaction: %s", len(work),
+                        type(getattr(error, "orig", error)).__name__)
+            answers = {index: self._one(request, raw) for index, request, raw in work}
+        except Exception:  # a bug must cost 96s, never the connection or a half-write
+            log.exception("system malfunction on a batch of %d", len(work))
+            answers = {index: self._system_malfunction(request, raw) for index, request, raw in work}
+        for index, answer in answers.items():
+            out[index] = answer
+        return out
+
+    def _one(self, request: dict[str, str], raw: bytes) -> bytes:
+        """One request in its own transaction, re-run when a concurrent twin won a unique key."""
         for attempt in range(limits.ledger_write_retries_max + 1):
             try:
-                return self._process(request, raw)
+                with self.app.uow() as uow:
+                    response, ctx = self._run(request, raw, uow, self.app.clock())
+                    uow.commit()
+                return self._encode(response, ctx)
             except (sa_exc.IntegrityError, sa_exc.OperationalError) as error:
-                # A concurrent twin of this request won a unique key (or a serialization
-                # race): run again; the second run sees the first's answer.
+                # The second run sees the first's answer.
                 if attempt == limits.ledger_write_retries_max:
                     log.error("giving up on %s/%s: %s", request.get("41"), request.get("11"), error)
-                    return self._system_malfunction(request, raw)
-            except Exception:  # a bug must cost one 96, never the connection or a half-write
-                log.exception("system malfunction on %s/%s", request.get("41"), request.get("11"))
-                return self._system_malfunction(request, raw)
-        return None  # pragma: no cover
+            except Exception:
+                return self._bug(request, raw)
+        return self._system_malfunction(request, raw)
+
+    def _batch(self, work: list[tuple[int, dict[str, str], bytes]]) -> dict[int, bytes]:
+        now = self.app.clock()
+        done: dict[int, tuple[dict[str, str], AuthContext] | bytes] = {}
+        with self.app.uow() as uow:
+            batch = HostBatch(uow, now)
+            self._prefetch(batch, [request for _, request, _ in work])
+            deferred: list[tuple[int, dict[str, str], bytes]] = []
+            deferred_terminals: set[str] = set()  # a terminal's requests keep their order
+            for index, request, raw in work:
+                if request["41"] in deferred_terminals:
+                    deferred.append((index, request, raw))
+                    continue
+                batch.begin_request()
+                try:
+                    done[index] = self._run(request, raw, batch.view, now)  # type: ignore[arg-type]
+                except NeedsDatabase:
+                    batch.undo_request()
+                    deferred.append((index, request, raw))
+                    deferred_terminals.add(request["41"])
+                    continue
+                except sa_exc.DBAPIError:
+                    raise
+                except Exception:
+                    batch.undo_request()
+                    done[index] = self._bug(request, raw)
+                    continue
+                batch.end_request()
+            batch.flush()
+            for index, request, raw in deferred:
+                savepoint = uow.connection.begin_nested()
+                try:
+                    done[index] = self._run(request, raw, uow, now)
+                except sa_exc.DBAPIError:
+                    raise
+                except Exception:
+                    savepoint.rollback()
+                    done[index] = self._bug(request, raw)
+                    continue
+                savepoint.commit()
+            uow.commit()
+        return {index: answer if isinstance(answer, bytes) else self._encode(*answer)
+                for index, answer in done.items()}
+
+    def _prefetch(self, batch: HostBatch, requests: list[dict[str, str]]) -> None:
+        """Lock and load, set-wise, the rows these requests will most likely touch (in the
+        per-request path's lock order: terminal state, card state, accounts). Only a
+        speed-up: whatever is not loaded here is loaded row by row when asked for."""
+        registry, vault = batch.view.registry, self.app.vault
+        terminals = {r["41"]: registry.get_terminal(r["41"]) for r in requests}
+        batch.lock_terminal_states(tid for tid, terminal in terminals.items() if terminal is not None)
+        cards: set[str] = set()
+        accounts: set[int] = set()
+        ledger = batch.view.ledger
+        for request in requests:
+            terminal = terminals[request["41"]]
+            card = self._presented_card(request, registry, vault) if terminal is not None else None
+            if card is None or terminal is None:
+                continue
+            cards.add(card.card_id)
+            funding = registry.get_card(card.token_for_card_id) if card.token_for_card_id else card
+            try:
+                alpha = currency(terminal.currency).alpha
+            except MoneyError:
+                continue
+            if funding is not None:
+                accounts.add(ledger.find_account_id(f"card:{funding.card_id}",
+                                                    ACCOUNT_CODE_FOR_FUNDING[funding.funding], alpha) or 0)
+            accounts.add(ledger.find_account_id(f"merchant:{terminal.merchant_id}", "merchant_pending", alpha) or 0)
+            accounts.add(ledger.find_account_id("platform", "fees_revenue", alpha) or 0)
+        batch.lock_card_states(cards, PIN_TRIES_MAX)
+        batch.lock_accounts(accounts - {0})
+        identities = [(r["41"], r["11"], r.get("7", "")) for r in requests]
+        batch.load_answers(identities)
+        batch.load_tombstones(identities)
+        batch.load_velocity(cards, batch.now - timedelta(seconds=limits.risk_velocity_window_s))
+        batch.reserve_transaction_ids(sum(1 for r in requests if select_flow(r).kind is not None))
+
+    @staticmethod
+    def _presented_card(request: dict[str, str], registry: SqlRegistry, vault: Vault) -> IssuerCard | None:
+        try:
+            pan = parse_track2(request["35"]).pan if "35" in request else request.get("2")
+        except CardDataError:
+            return None
+        return registry.find_card_by_pan_hash(vault.lookup_hash(pan)) if pan else None
+
+    def _run(self, request: dict[str, str], raw: bytes, stores: UnitOfWork,
+             now: datetime) -> tuple[dict[str, str], AuthContext]:
+        """The pipeline for one request over ``stores``; the caller commits, then encodes."""
+        flow = select_flow(request)
+        ctx = AuthContext(request=request, raw=raw, uow=stores, vault=self.app.vault, now=now)
+        try:
+            flow.manager.run(ctx)
+        except Replay as replay:
+            return replay.response, ctx
+        response = self._respond(ctx, flow)
+        # Only authenticated requests are remembered: a message with a bad MAC (or for
+        # an unknown terminal) must not claim its 41/11/7 and block the real one.
+        if ctx.terminal_state is not None and ctx.result is not Result.DUPLICATE_DIFFERENT_CONTENT:
+            stores.host.record_answer(ctx.terminal_id, ctx.stan, ctx.transmission_dt, ctx.mti,
+                                      business_fingerprint(request), response, ctx.now)
+        log.info("%s %s/%s → %s (%s)", ctx.mti, ctx.terminal_id, ctx.stan, response["39"], ctx.reason)
+        return response, ctx
 
     def _format_error(self, raw: bytes, error: iso8583.MessageError) -> bytes | None:
         routing = iso8583.peek_routing(raw)
@@ -108,28 +255,14 @@ class IsoHost:
         return iso8583.encode_message({"t": mti, "11": routing.stan, "41": routing.terminal_id,
                                        "39": response_code(Result.FORMAT_ERROR)})
 
+    def _bug(self, request: dict[str, str], raw: bytes) -> bytes:
+        """A bug costs its request a 96 (logged with the traceback), never the batch or the link."""
+        log.exception("system malfunction on %s/%s", request.get("41"), request.get("11"))
+        return self._system_malfunction(request, raw)
+
     def _system_malfunction(self, request: dict[str, str], raw: bytes) -> bytes:
         return iso8583.encode_message({**iso8583.response_echo(request),
                                        "39": response_code(Result.SYSTEM_MALFUNCTION)})
-
-    def _process(self, request: dict[str, str], raw: bytes) -> bytes:
-        flow = select_flow(request)
-        with self.app.uow() as uow:
-            ctx = AuthContext(request=request, raw=raw, uow=uow, vault=self.app.vault, now=self.app.clock())
-            try:
-                flow.manager.run(ctx)
-            except Replay as replay:
-                uow.commit()  # nothing was written before the duplicate check; keep the cache warm
-                return self._encode(replay.response, ctx)
-            response = self._respond(ctx, flow)
-            # Only authenticated requests are remembered: a message with a bad MAC (or for
-            # an unknown terminal) must not claim its 41/11/7 and block the real one.
-            if ctx.terminal_state is not None and ctx.result is not Result.DUPLICATE_DIFFERENT_CONTENT:
-                uow.host.record_answer(ctx.terminal_id, ctx.stan, ctx.transmission_dt, ctx.mti,
-                                       business_fingerprint(request), response, ctx.now)
-            uow.commit()
-        log.info("%s %s/%s → %s (%s)", ctx.mti, ctx.terminal_id, ctx.stan, response["39"], ctx.reason)
-        return self._encode(response, ctx)
 
     def _respond(self, ctx: AuthContext, flow: Flow) -> dict[str, str]:
         result = ctx.result or Result.SYSTEM_MALFUNCTION

@@ -19,7 +19,7 @@ The independent ``pydukpt`` package (a dev dependency) is the oracle for random 
 import pydukpt
 import pytest
 from Crypto.Cipher import DES3
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paypos.protocol.dukpt import (
@@ -27,6 +27,7 @@ from paypos.protocol.dukpt import (
     COUNTER_MAX,
     DukptError,
     KsnExhausted,
+    TransactionKeyCache,
     data_request_key,
     data_response_key,
     derive_ipek,
@@ -439,3 +440,34 @@ def test_next_ksn_past_the_last_valid_counter_is_exhausted(counter):
 
 def test_next_ksn_reaches_the_last_valid_counter_from_just_below_it():
     assert ksn_counter(next_ksn(ksn_with_counter(ksn(ANSI_INITIAL_KSN), 0x1FF7FF))) == COUNTER_MAX
+
+
+# --- the host's memo of the A.3 walk gives exactly the keys of the walk itself ------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=COUNTER_MASK).filter(is_valid_counter), min_size=1,
+                max_size=30), st.integers(min_value=2, max_value=64))
+def test_transaction_key_cache_matches_the_walk(counters, entries_max):
+    base = ksn(ANSI_INITIAL_KSN)
+    ipek = derive_ipek(ANSI_BDK, base)
+    cache = TransactionKeyCache(entries_max)
+    for counter in [*counters, *sorted(counters), *range(1, 40)]:
+        key_ksn = ksn_with_counter(base, counter)
+        assert cache.derive(ipek, key_ksn) == derive_transaction_key(ipek, key_ksn)
+
+
+def test_transaction_key_cache_gives_the_annex_a_key():
+    # X9.24-1:2009 A.4: counter 1's PIN key.
+    cache = TransactionKeyCache(8)
+    ipek = bytes.fromhex(ANSI_IPEK)
+    assert cache.derive(ipek, ksn("FFFF9876543210E00001")) == ansi_key("FFFF9876543210E00001")
+    assert cache.derive(ipek, ksn("FFFF9876543210E00002")) == ansi_key("FFFF9876543210E00002")
+
+
+def test_transaction_key_cache_refuses_what_the_walk_refuses():
+    cache = TransactionKeyCache(8)
+    with pytest.raises(DukptError):
+        cache.derive(bytes.fromhex(ANSI_IPEK), ksn("FFFF9876543210E00000"))
+    with pytest.raises(DukptError):
+        cache.derive(b"short", ksn(ANSI_INITIAL_KSN))

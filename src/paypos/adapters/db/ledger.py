@@ -17,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from paypos import limits
+from paypos.adapters.db.bulk import insert_rows, update_rows
 from paypos.adapters.db.cache import NoCache, TtlCache
 from paypos.adapters.db.schema import (
     ledger_accounts,
@@ -143,11 +144,11 @@ class SqlLedger:
         holds = self._load_holds_unlocked(pending_ids)
         account_ids = {i for r in requests for i in (r.debit_account_id, r.credit_account_id) if i is not None}
         account_ids |= {i for h in holds.values() for i in (h.debit_account_id, h.credit_account_id)}
-        accounts = self._lock_accounts(account_ids)
+        accounts = self.lock_accounts(account_ids)
         pendings = self._load_hold_states(holds)
         priors = self._load_priors({r.id for r in requests})
         plan = plan_transfers(requests, accounts, pendings, priors, now)
-        self._apply(plan, accounts, now)
+        self.apply_plan(plan, accounts, now)
         return plan.outcomes
 
     def expire_pending(self, now: datetime, batch_size: int = limits.expire_batch_size_max) -> int:
@@ -162,10 +163,10 @@ class SqlLedger:
         if not due:
             return 0
         transfers = {row.id: _transfer(row) for row in due}
-        accounts = self._lock_accounts({i for t in transfers.values() for i in (t.debit_account_id, t.credit_account_id)})
+        accounts = self.lock_accounts({i for t in transfers.values() for i in (t.debit_account_id, t.credit_account_id)})
         holds = self._load_hold_states(transfers)  # re-read under the locks
         plan = plan_expiry(holds.values(), accounts, now)
-        self._apply(plan, accounts, now)
+        self.apply_plan(plan, accounts, now)
         return len(plan.new_transfers)
 
     def _load_holds_unlocked(self, pending_ids: set[str]) -> dict[str, Transfer]:
@@ -179,7 +180,8 @@ class SqlLedger:
         )
         return {row.id: _transfer(row) for row in rows}
 
-    def _lock_accounts(self, account_ids: set[int]) -> dict[int, Account]:
+    def lock_accounts(self, account_ids: set[int]) -> dict[int, Account]:
+        """Lock (PostgreSQL: FOR UPDATE, ids ascending) and read accounts."""
         if not account_ids:
             return {}
         query = (
@@ -218,21 +220,20 @@ class SqlLedger:
             priors[row.id] = PriorOutcome(row.fingerprint, TransferResult(row.result))
         return priors
 
-    def _apply(self, plan: LedgerPlan, accounts: dict[int, Account], now: datetime) -> None:
+    def apply_plan(self, plan: LedgerPlan, accounts: dict[int, Account], now: datetime) -> None:
+        """Write a plan decided over ``accounts`` (locked by this transaction)."""
         for account_id, balances in plan.account_balances.items():
             account = accounts[account_id]
             if limit_violated(account.flags, balances) is not None:
                 raise LedgerInvariantError(f"plan breaks the limit flags of account {account_id}")
-        if plan.new_transfers:
-            self._db.execute(ledger_transfers.insert(), [_transfer_row(t) for t in plan.new_transfers])
+        insert_rows(self._db, ledger_transfers, [_transfer_row(t) for t in plan.new_transfers])
         new_holds = [
             {"transfer_id": t.id, "state": plan.pending_states.get(t.id, PendingState.PENDING).value,
              "expires_at": t.expires_at}
             for t in plan.new_transfers
             if t.kind is TransferKind.PENDING
         ]
-        if new_holds:
-            self._db.execute(ledger_pending.insert(), new_holds)
+        insert_rows(self._db, ledger_pending, new_holds)
         created_holds = {row["transfer_id"] for row in new_holds}
         for transfer_id, state in plan.pending_states.items():
             if transfer_id not in created_holds:
@@ -241,31 +242,15 @@ class SqlLedger:
                     .where(ledger_pending.c.transfer_id == transfer_id)
                     .values(state=state.value)
                 )
-        if plan.account_balances:
-            # One executemany (one round trip with psycopg's pipeline) for every account touched.
-            self._db.execute(_UPDATE_BALANCES, [
-                {"account_id": account_id, "dp": b.debits_pending, "dpo": b.debits_posted,
-                 "cp": b.credits_pending, "cpo": b.credits_posted}
-                for account_id, b in sorted(plan.account_balances.items())
-            ])
-        if plan.failures:
-            self._db.execute(
-                ledger_transfer_failures.insert(),
-                [{"id": f.id, "fingerprint": f.fingerprint, "result": f.result.value, "created_at": now}
-                 for f in plan.failures],
-            )
-
-
-_UPDATE_BALANCES = (
-    ledger_accounts.update()
-    .where(ledger_accounts.c.id == sa.bindparam("account_id"))
-    .values(
-        debits_pending=sa.bindparam("dp"),
-        debits_posted=sa.bindparam("dpo"),
-        credits_pending=sa.bindparam("cp"),
-        credits_posted=sa.bindparam("cpo"),
-    )
-)
+        # One statement for every account touched (ids ascending, the lock order).
+        update_rows(self._db, ledger_accounts, "id", [
+            {"id": account_id, "debits_pending": b.debits_pending, "debits_posted": b.debits_posted,
+             "credits_pending": b.credits_pending, "credits_posted": b.credits_posted}
+            for account_id, b in sorted(plan.account_balances.items())
+        ])
+        insert_rows(self._db, ledger_transfer_failures, [
+            {"id": f.id, "fingerprint": f.fingerprint, "result": f.result.value, "created_at": now}
+            for f in plan.failures])
 
 
 def _check_account_fields(owner_ref: str, owner: str, code: str, currency: str) -> None:

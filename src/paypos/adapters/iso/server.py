@@ -2,8 +2,10 @@
 per connection, responses written as they complete (the terminal matches them
 by fields 11 + 41).
 
-The handler is synchronous (it runs a database transaction) and runs on a
-bounded thread pool; the event loop only frames bytes.
+The handler is synchronous (it runs a database transaction) and takes a batch:
+one dispatcher thread hands it every request that arrived while the previous
+batch was being answered (group commit: the batch grows with the load, and a
+lone request waits for nobody); the event loop only frames bytes.
 """
 
 from __future__ import annotations
@@ -11,22 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import Callable, Sequence
 
 from paypos import limits
 from paypos.protocol.iso8583 import FrameBuffer, FrameError, frame
 
 log = logging.getLogger("paypos.iso")
 
-Handler = Callable[[bytes], "bytes | None"]
+BatchHandler = Callable[[Sequence[bytes]], "list[bytes | None]"]
+_Job = tuple[bytes, "asyncio.Future[bytes | None]", asyncio.AbstractEventLoop]
 
 
 class IsoServer:
-    def __init__(self, handler: Handler, host: str, port: int, *, workers: int = limits.iso_worker_threads) -> None:
+    def __init__(self, handler: BatchHandler, host: str, port: int, *,
+                 batch_max: int = limits.iso_batch_requests_max) -> None:
         self._handler = handler
         self._host, self._port = host, port
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="iso")
+        self._batch_max = batch_max
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="iso-batches", daemon=True)
         self._server: asyncio.base_events.Server | None = None
         self._connections = asyncio.Semaphore(limits.iso_connections_max)
 
@@ -37,6 +44,7 @@ class IsoServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
+        self._dispatcher.start()
         self._server = await asyncio.start_server(self._client, self._host, self._port)
         log.info("ISO 8583 host listening on %s:%s", self._host, self.port)
 
@@ -44,7 +52,35 @@ class IsoServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        if self._dispatcher.is_alive():
+            self._jobs.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._dispatcher.join)
+
+    def _dispatch(self) -> None:
+        """The batch loop: take what is queued (waiting for at least one), answer it, repeat."""
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            jobs = [job]
+            while len(jobs) < self._batch_max:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._jobs.put(None)  # finish this batch, then stop
+                    break
+                jobs.append(more)
+            try:
+                answers = self._handler([payload for payload, _, _ in jobs])
+            except Exception as error:  # the handler answers 96 itself; this is a last resort
+                log.exception("batch handler failed")
+                for _, future, loop in jobs:
+                    loop.call_soon_threadsafe(_fail, future, error)
+                continue
+            for (_, future, loop), answer in zip(jobs, answers, strict=True):
+                loop.call_soon_threadsafe(_resolve, future, answer)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -84,7 +120,9 @@ class IsoServer:
     ) -> None:
         try:
             loop = asyncio.get_running_loop()
-            response = await loop.run_in_executor(self._pool, self._handler, payload)
+            future: asyncio.Future[bytes | None] = loop.create_future()
+            self._jobs.put((payload, future, loop))
+            response = await future
             if response is None:
                 closing.set()
                 writer.close()
@@ -96,3 +134,13 @@ class IsoServer:
             log.exception("answering a request failed")
         finally:
             in_flight.release()
+
+
+def _resolve(future: asyncio.Future[bytes | None], answer: bytes | None) -> None:
+    if not future.done():
+        future.set_result(answer)
+
+
+def _fail(future: asyncio.Future[bytes | None], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)
