@@ -1,6 +1,6 @@
 """The `paypos` command line (Typer + Rich).
 
-Every command takes ``--data-dir`` and ``--database-url`` (else ``PAYPOS_DATA_DIR``
+Every command that touches state takes ``--data-dir`` and ``--database-url`` (else ``PAYPOS_DATA_DIR``
 / ``PAYPOS_DATABASE_URL``, else ``./.paypos`` and SQLite in it). Machine-readable
 output (``--json``) goes to stdout alone; messages go to stderr.
 """
@@ -29,6 +29,7 @@ from paypos.config import ConfigError, load_settings
 from paypos.services import ledger as ledger_service
 from paypos.services import sandbox as sandbox_service
 from paypos.entrypoints.terminal_cli import terminal_app
+from paypos.entrypoints.cli_qr import qr_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -41,6 +42,7 @@ sandbox_app = typer.Typer(
 )
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(terminal_app, name="terminal")
+app.add_typer(qr_app, name="qr")
 app.add_typer(sandbox_app, name="sandbox")
 
 out = Console()

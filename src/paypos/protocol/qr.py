@@ -17,7 +17,6 @@ Amounts (ID 54) are decimal strings in major units ("25.50", JPY "500") and beco
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,8 +39,6 @@ __all__ = [
     "decode_tlv",
     "encode_tlv",
     "parse_mpm_payload",
-    "render_qr_png",
-    "render_qr_svg",
 ]
 
 # EMV QRCPS MPM section 4.1: "the payload shall not exceed 512 characters".
@@ -444,27 +441,3 @@ def build_mpm_payload(
     if len(payload) > MPM_PAYLOAD_CHARS_MAX:
         raise QrError(f"payload must be at most {MPM_PAYLOAD_CHARS_MAX} characters", field="payload")
     return payload
-
-
-# --- render ------------------------------------------------------------------------------
-
-
-def _qr(payload: str):  # noqa: ANN202 - segno.QRCode
-    import segno
-
-    decode_mpm(payload)
-    return segno.make_qr(payload, error="m")
-
-
-def render_qr_svg(payload: str, *, scale: int = 4) -> str:
-    """The payload as a QR code (error correction M) in an SVG document."""
-    buffer = io.BytesIO()
-    _qr(payload).save(buffer, kind="svg", scale=scale)
-    return buffer.getvalue().decode("utf-8")
-
-
-def render_qr_png(payload: str, *, scale: int = 8) -> bytes:
-    """The payload as a QR code (error correction M) in a PNG image."""
-    buffer = io.BytesIO()
-    _qr(payload).save(buffer, kind="png", scale=scale)
-    return buffer.getvalue()

@@ -18,8 +18,6 @@ from paypos.protocol.qr import (
     decode_tlv,
     encode_tlv,
     parse_mpm_payload,
-    render_qr_png,
-    render_qr_svg,
 )
 
 # --- known answers -----------------------------------------------------------------------
@@ -406,18 +404,3 @@ def test_encode_tlv_refuses_bad_ids_and_values(objects, field):
     with pytest.raises(QrError) as error:
         encode_tlv(objects)
     assert error.value.field == field
-
-
-# --- render ------------------------------------------------------------------------------
-
-
-def test_render_qr_svg_and_png_draw_a_valid_payload():
-    payload = build_mpm_payload(**BUILD_ARGS)
-    assert "<svg" in render_qr_svg(payload)
-    assert render_qr_png(payload).startswith(b"\x89PNG\r\n\x1a\n")
-
-
-def test_render_refuses_an_invalid_payload():
-    with pytest.raises(QrError) as error:
-        render_qr_svg(EMVCO_SAMPLE[:-4] + "0000")
-    assert error.value.field == "63"
