@@ -237,7 +237,8 @@ def _pgbench(database_url: str, duration_s: int) -> float:
         subprocess.run(["psql", admin, "-qc", f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'], capture_output=True)
 
 
-def _start_host(database_url: str | None, tmp: Path) -> tuple[subprocess.Popen[bytes], int, dict[str, str]]:
+def _start_host(database_url: str | None, tmp: Path,
+                iso_processes: int = 1) -> tuple[subprocess.Popen[bytes], int, dict[str, str]]:
     env = {**os.environ, "PAYPOS_DATA_DIR": str(tmp / "data")}
     if database_url:
         env["PAYPOS_DATABASE_URL"] = database_url
@@ -245,7 +246,7 @@ def _start_host(database_url: str | None, tmp: Path) -> tuple[subprocess.Popen[b
     iso_port, http_port = _free_port(), _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "paypos.entrypoints.cli", "serve", "--iso-port", str(iso_port),
-         "--http-port", str(http_port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         "--http-port", str(http_port), "--iso-processes", str(iso_processes)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     for _ in range(200):
         try:
@@ -258,13 +259,14 @@ def _start_host(database_url: str | None, tmp: Path) -> tuple[subprocess.Popen[b
 
 
 def run(terminals: int, duration_s: int, database_url: str | None, host: str | None, port: int | None,
-        seed: int = 1, requests_per_terminal: int | None = None, cards_per_terminal: int = 32) -> None:
+        seed: int = 1, requests_per_terminal: int | None = None, cards_per_terminal: int = 32,
+        iso_processes: int = 1) -> None:
     # Enough for ~3000 requests/s; a terminal that runs out stops and says so.
     count = requests_per_terminal or max(100, duration_s * 3000 // terminals)
     with tempfile.TemporaryDirectory() as tmp:
         server = None
         if host is None:
-            server, port, env = _start_host(database_url, Path(tmp))
+            server, port, env = _start_host(database_url, Path(tmp), iso_processes)
             host = "127.0.0.1"
         else:
             env = {**os.environ}

@@ -92,6 +92,10 @@ emv_icc_key_cache_entries_max = 131_072
 # arrived while the previous one committed, up to this many; more would only lengthen the
 # time its hot rows stay locked.
 iso_batch_requests_max = 128
+# `paypos serve --iso-processes N`: host processes sharing the ISO port (SO_REUSEPORT), each
+# with its own batch thread, over one database (PostgreSQL; on SQLite they take turns).
+iso_processes_max = 16
+iso_parent_check_s = 1.0  # a worker process exits within this long after its parent died
 # Registry rows (terminals, merchants, cards, keys, account ids) cached by a host process.
 registry_cache_ttl_s = 5.0
 registry_cache_entries_max = 200_000

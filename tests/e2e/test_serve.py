@@ -134,3 +134,69 @@ def _another_free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_several_iso_processes_share_the_port_post_every_sale_once_and_end_with_their_parent(
+    cli: PayposCli, postgres_url: str, tmp_path: Path,
+) -> None:
+    """`paypos serve --iso-processes 3` on PostgreSQL: connections spread over the processes
+    (SO_REUSEPORT), every sale is answered and posted once, the books balance; a kill -9 of the
+    parent takes the worker processes down with it (they must not keep the port)."""
+    import json
+
+    from tests.conftest import truncate_all
+    from tests.e2e.hostproc import free_port, wait_until_serving
+
+    from paypos.adapters.db.engine import make_engine
+    from paypos.protocol import emv
+    from paypos.terminal.simulator import IsoClient, SoftTerminal
+
+    data_dir = tmp_path / "data"
+    db = ["--data-dir", str(data_dir), "--database-url", postgres_url]
+    engine = make_engine(postgres_url)  # a clean scratch database
+    truncate_all(engine)
+    engine.dispose()
+    assert cli.run("init", "--sandbox", *db).returncode == 0
+    terminals = json.loads(cli.run("sandbox", "add-terminals", "6", "--no-mac", "--json", *db).stdout)
+    cards = json.loads(cli.run("sandbox", "add-cards", "6", "--available-minor", "100000", "--json", *db).stdout)
+    http_port, iso_port = free_port(), free_port()
+    process = subprocess.Popen([*cli.command, "serve", "--http-port", str(http_port), "--iso-port", str(iso_port),
+                                "--iso-processes", "3", *db], env=cli.env(), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until_serving(process, http_port, iso_port)
+        workers = subprocess.run(["pgrep", "-f", "-P", str(process.pid), "spawn_main"],
+                                 capture_output=True, text=True).stdout.split()
+        assert len(workers) >= 2, workers
+        approved = 0
+        for row, card in zip(terminals, cards, strict=True):
+            t = SoftTerminal(row["terminal_id"], row["merchant_id"], row["currency"], row["bdk"],
+                             row["initial_ksn"], row["mac_required"])
+            client = IsoClient("127.0.0.1", iso_port)  # one connection per terminal, spread by the kernel
+            for amount in (1_000, 2_000):
+                raw = t.message("0200", {"3": "000000", "4": f"{amount:012d}", "22": "072",
+                                         "23": card["psn"].zfill(3), "35": card["track2"],
+                                         "55": emv.encode_field_55(t.icc(card, amount))})
+                answer = client.exchange(raw)
+                assert answer["39"] == "00", answer
+                assert client.exchange(raw) == answer  # a retransmission: the first answer, posted once
+                approved += 1
+            client.close()
+        check = cli.run("ledger", "check", *db)
+        assert check.returncode == 0, check.stdout + check.stderr
+        added = cli.run("sandbox", "cards", "--json", *db)
+        left = {c["id"]: c["available_minor"] for c in json.loads(added.stdout)}
+        assert all(left[card["id"]] == 100_000 - 3_000 for card in cards)
+        assert approved == 12
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=SHUTDOWN_TIMEOUT_S)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", iso_port), timeout=0.5).close()
+        except OSError:
+            break  # nobody listens any more
+        time.sleep(0.2)
+    else:
+        pytest.fail("ISO worker processes outlived their killed parent")

@@ -8,6 +8,7 @@ output (``--json``) goes to stdout alone; messages go to stderr.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -123,21 +124,60 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = limits.http_host_default,
     http_port: Annotated[int, typer.Option("--http-port", help="HTTP API port.")] = limits.http_port_default,
     iso_port: Annotated[int, typer.Option("--iso-port", help="ISO 8583 TCP port (0 = off).")] = limits.iso_port_default,
+    iso_processes: Annotated[int, typer.Option(
+        "--iso-processes", min=1, max=limits.iso_processes_max,
+        help="Host processes sharing the ISO port (SO_REUSEPORT), for PostgreSQL on several cores.")] = 1,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Serve the HTTP API (/healthz, /v1/accounts, docs at /docs) and the ISO 8583 host."""
     import asyncio
+    import multiprocessing
 
     with _app(data_dir, database_url) as paypos:
         err.print(f"paypos HTTP API on http://{host}:{http_port}"
-                  + (f", ISO 8583 on {host}:{iso_port}" if iso_port else "") + f" ({paypos.engine.dialect.name})")
-        asyncio.run(_serve(paypos, host, http_port, iso_port))
+                  + (f", ISO 8583 on {host}:{iso_port}" if iso_port else "")
+                  + (f" × {iso_processes} processes" if iso_port and iso_processes > 1 else "")
+                  + f" ({paypos.engine.dialect.name})")
+        workers = []
+        if iso_port and iso_processes > 1:
+            spawn = multiprocessing.get_context("spawn")
+            for _ in range(iso_processes - 1):
+                worker = spawn.Process(target=_iso_process, args=(data_dir, database_url, host, iso_port, os.getpid()),
+                                       daemon=True, name="paypos-iso")
+                worker.start()
+                workers.append(worker)
+        try:
+            asyncio.run(_serve(paypos, host, http_port, iso_port, reuse_port=iso_processes > 1))
+        finally:
+            for worker in workers:
+                worker.terminate()
+                worker.join(timeout=limits.http_shutdown_timeout_s)
+
+
+def _iso_process(data_dir: Path | None, database_url: str | None, host: str, iso_port: int, parent: int) -> None:
+    """One more ISO 8583 host process on the shared port; it ends with its parent, even after a kill -9."""
+    import asyncio
+
+    from paypos.adapters.iso.server import IsoServer
+    from paypos.services.host import IsoHost
+
+    async def run(paypos: App) -> None:
+        iso = IsoServer(IsoHost(paypos).handle_batch, host, iso_port, reuse_port=True)
+        await iso.start()
+        try:
+            while os.getppid() == parent:
+                await asyncio.sleep(limits.iso_parent_check_s)
+        finally:
+            await iso.close()
+
+    with _app(data_dir, database_url) as paypos:
+        asyncio.run(run(paypos))
 
 
 async def _serve(
     paypos: App, host: str, http_port: int, iso_port: int, servers: dict[str, Any] | None = None,
-    log_level: str = "info",
+    log_level: str = "info", reuse_port: bool = False,
 ) -> None:
     import uvicorn
 
@@ -145,7 +185,7 @@ async def _serve(
     from paypos.entrypoints.api import create_app
     from paypos.services.host import IsoHost
 
-    iso = IsoServer(IsoHost(paypos).handle_batch, host, iso_port) if iso_port else None
+    iso = IsoServer(IsoHost(paypos).handle_batch, host, iso_port, reuse_port=reuse_port) if iso_port else None
     if iso is not None:
         await iso.start()
     server = uvicorn.Server(uvicorn.Config(
@@ -430,6 +470,9 @@ def bench(
     database_url: DatabaseUrl = None,
     host: Annotated[str | None, typer.Option("--host", help="A running host to load (default: start one).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Its ISO 8583 port.")] = None,
+    iso_processes: Annotated[int, typer.Option(
+        "--iso-processes", min=1, max=limits.iso_processes_max,
+        help="Host processes for the self-started host (paypos serve --iso-processes).")] = 1,
 ) -> None:
     """Load the ISO 8583 host with N terminals (mix: 60% tap, 30% chip+PIN, 10% refunds/reversals);
     on PostgreSQL compare with pgbench TPC-B. Runs from a paypos checkout (bench/)."""
@@ -441,7 +484,7 @@ def bench(
 
     if host is not None and port is None:
         _fail("--port is needed with --host")
-    run(terminals, duration, database_url, host, port)
+    run(terminals, duration, database_url, host, port, iso_processes=iso_processes)
 
 
 def main() -> None:

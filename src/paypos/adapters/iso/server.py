@@ -28,8 +28,9 @@ _Job = tuple[bytes, "asyncio.Future[bytes | None]", asyncio.AbstractEventLoop]
 
 class IsoServer:
     def __init__(self, handler: BatchHandler, host: str, port: int, *,
-                 batch_max: int = limits.iso_batch_requests_max) -> None:
+                 batch_max: int = limits.iso_batch_requests_max, reuse_port: bool = False) -> None:
         self._handler = handler
+        self._reuse_port = reuse_port  # several host processes on one port (SO_REUSEPORT)
         self._host, self._port = host, port
         self._batch_max = batch_max
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -45,7 +46,8 @@ class IsoServer:
 
     async def start(self) -> None:
         self._dispatcher.start()
-        self._server = await asyncio.start_server(self._client, self._host, self._port)
+        self._server = await asyncio.start_server(self._client, self._host, self._port,
+                                                  reuse_port=self._reuse_port or None)
         log.info("ISO 8583 host listening on %s:%s", self._host, self.port)
 
     async def close(self) -> None:
