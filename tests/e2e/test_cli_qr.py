@@ -15,18 +15,12 @@ import zxingcpp
 from PIL import Image
 
 from paypos.protocol.qr import append_crc, build_mpm_payload, encode_tlv
+from tests.qr_vectors import EMVCO_SAMPLE
 
 if TYPE_CHECKING:
     from conftest import PayposCli
 
-# [emvco] EMV QRCPS Merchant-Presented Mode, Appendix A example payload (CRC A13A), as
-# quoted by ericsalim/exemvi test/qr_mp_test.exs; also in tests/unit/protocol/test_qr.py.
-EMVCO_SAMPLE = (
-    "00020101021229300012D156000000000510A93FO3230Q31280012D15600000001030812345678"
-    "520441115802CN5914BEST TRANSPORT6007BEIJING64200002ZH0104最佳运输0202北京"
-    "540523.7253031565502016233030412340603***0708A60086670902ME91320016A011223344"
-    "9988770708123456786304A13A"
-)
+# [emvco]: the published payload in tests/qr_vectors.py.
 PAYPOS_PAYLOAD = build_mpm_payload(
     dynamic=True, merchant_account={"26": {"00": "dev.paypos", "01": "M0001"}}, mcc="5812", currency="156",
     amount_minor=2550, country="CN", merchant_name="Noodle House", merchant_city="Hangzhou",

@@ -1,9 +1,10 @@
-"""psec and pyemv build ``cryptography``'s TripleDES, which warns that it is deprecated
-there (TDES is still what DUKPT, ISO 9564 and EMV CVN 10/18 name). Calls into them are
-wrapped in `tdes_deprecation_silenced`, which hides exactly that warning.
+"""psec builds ``cryptography``'s TripleDES, which warns that it is deprecated
+there (TDES is still what DUKPT, ISO 9564 and EMV CVN 10/18 name). Calls into it are
+wrapped in `tdes_deprecation_silenced`, which hides exactly that warning (the host's
+per-request crypto does not go through psec: see `_des`).
 
 ``warnings.catch_warnings`` swaps the process-wide filter list, so concurrent uses from
-the host's worker threads are serialised by a lock; the block inside is a few DES
+several threads are serialised by a lock; the block inside is a few DES
 operations, far shorter than a request.
 """
 

@@ -25,24 +25,11 @@ from paypos.adapters.qrimage import (
     render_qr_text,
 )
 from paypos.protocol.qr import MPM_PAYLOAD_CHARS_MAX, QrError, build_mpm_payload
+from tests.qr_vectors import BCB_STATIC_SAMPLE, EMVCO_SAMPLE
 
 # --- known answers -----------------------------------------------------------------------
 
-# Sources (the same vectors as tests/unit/protocol/test_qr.py):
-#   [emvco] EMV QRCPS Merchant-Presented Mode, Appendix A example payload ("BEST TRANSPORT",
-#           CRC A13A), as quoted by ericsalim/exemvi test/qr_mp_test.exs ("@official_sample").
-#   [bcb]   Banco Central do Brasil, "Manual de Padrões para Iniciação do Pix": the static
-#           BR Code example, CRC 1D3D.
-EMVCO_SAMPLE = (
-    "00020101021229300012D156000000000510A93FO3230Q31280012D15600000001030812345678"
-    "520441115802CN5914BEST TRANSPORT6007BEIJING64200002ZH0104最佳运输0202北京"
-    "540523.7253031565502016233030412340603***0708A60086670902ME91320016A011223344"
-    "9988770708123456786304A13A"
-)
-BCB_STATIC_SAMPLE = (
-    "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-426655440000"
-    "5204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***63041D3D"
-)
+# [emvco] and [bcb]: the published payloads in tests/qr_vectors.py.
 PAYPOS_PAYLOAD = build_mpm_payload(
     dynamic=True, merchant_account={"26": {"00": "dev.paypos", "01": "M0001"}}, mcc="5812", currency="156",
     amount_minor=2550, country="CN", merchant_name="Noodle House", merchant_city="Hangzhou",

@@ -103,6 +103,7 @@ class HostBatch:
         self.new_failures: list[Failure] = []
         self.transfer_ids: set[str] = set()
         self._free_ids: list[int] = []
+        self._sqlite_next_id: int | None = None
         self._undo: list[Callable[[], None]] | None = None
         self.view = BatchView(uow.registry, BatchHostStore(self), BatchLedger(self))
 
@@ -227,15 +228,13 @@ class HostBatch:
                         "FROM generate_series(1, :n)"), {"n": count}).scalars().all()
             self._free_ids.extend(int(i) for i in ids)
             return
-        # SQLite: this write transaction holds the database lock (BEGIN IMMEDIATE), so
-        # the next ids after the highest, or after the ones already handed out, are ours.
-        start = max(self._free_ids[-1] if self._free_ids else 0, self._last_id() or 0) + 1
-        self._free_ids.extend(range(start, start + count))
-
-    def _last_id(self) -> int | None:
-        issued = [row["id"] for row in self.new_transactions]
-        stored = self._db.execute(sa.select(sa.func.max(host_transactions.c.id))).scalar_one_or_none()
-        return max([*issued, stored or 0])
+        # SQLite: this write transaction holds the database lock (BEGIN IMMEDIATE), so the
+        # ids after the highest stored one are ours; read it once per batch.
+        if self._sqlite_next_id is None:
+            stored = self._db.execute(sa.select(sa.func.max(host_transactions.c.id))).scalar_one_or_none()
+            self._sqlite_next_id = (stored or 0) + 1
+        self._free_ids.extend(range(self._sqlite_next_id, self._sqlite_next_id + count))
+        self._sqlite_next_id += count
 
     def next_transaction_id(self) -> int:
         if not self._free_ids:
@@ -255,8 +254,7 @@ class HostBatch:
         return self.cards[card_id]
 
     def account(self, account_id: int) -> Account | None:
-        if account_id not in self.accounts:
-            self.lock_accounts({account_id})
+        self.lock_accounts({account_id})
         return self.accounts.get(account_id)
 
     # --- the flush -------------------------------------------------------------------
@@ -389,7 +387,7 @@ class BatchLedger:
         if any(r.id in b.transfer_ids for r in requests):
             raise NeedsDatabase("ledger: a transfer id this batch already used")
         wanted = {i for r in requests for i in (r.debit_account_id, r.credit_account_id) if i is not None}
-        b.lock_accounts(wanted - set(b.accounts))
+        b.lock_accounts(wanted)
         # Ids derive from the request's identity, whose first answer the duplicate check
         # found absent; a prior the database does hold fails the flush's unique key.
         plan = plan_transfers(requests, b.accounts, {}, {}, now)
