@@ -130,3 +130,23 @@ creditpay_statement_purchases_max = 10_000
 creditpay_repayment_dues_max = 1_000
 # Longest overdue period (days) interest is computed for in one call (ten years).
 creditpay_overdue_days_max = 3_650
+
+# --- the sandbox wallet network (issue 5) ---------------------------------------------
+# A collection QR (precreate) or a payment waiting for the buyer's confirmation expires
+# after this long unless paid (the terminal's default QR timeout too).
+wallet_trade_timeout_s = 300
+wallet_trade_timeout_s_max = 15 * 24 * 3600
+# Payments by payment code above this amount (minor units) wait for the buyer's confirm.
+wallet_no_confirm_limit_minor_default = 20_000
+# Asynchronous notifications: delays (s) before each retry until the merchant answers
+# "success"; after the last one the notice is abandoned (the merchant can still query).
+# The platform's own schedule is protocol.alipay.NOTIFY_RETRY_DELAYS_S (4 min ... 15 h);
+# the sandbox retries sooner so that tests and demos see the whole cycle.
+wallet_notify_retry_delays_s = (1, 2, 4, 8, 30, 120, 600, 1800)
+wallet_notify_timeout_s = 5.0
+wallet_notify_batch_max = 50
+wallet_notify_poll_interval_s = 0.5
+# Largest amount one wallet trade may carry (minor units), the platform's 100 000 000.00.
+wallet_trade_amount_minor_max = 100_000_000_00
+# Recent trades a buyer's listing shows.
+wallet_bills_trades_max = 50

@@ -55,6 +55,9 @@ def seed_sandbox(uow: UnitOfWork, vault: Vault, now: datetime) -> SeedReport:
     _seed_terminals(uow, vault, now, report)
     _seed_issuer_and_cards(uow, vault, now, report)
     _seed_platform_accounts(uow)
+    from paypos.services.wallet import seed_wallet  # the wallet links sandbox cards: seeded after them
+
+    report.created.extend(seed_wallet(uow, vault, now))
     return report
 
 

@@ -297,3 +297,184 @@ issuer_notifications = sa.Table(
     sa.Column("reference", sa.String(64), nullable=False, unique=True),  # one notice per payment
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+# --- the sandbox wallet network (issue 5) ----------------------------------------
+
+# The wallet's own RSA2 key pair: it signs gateway responses and notifications.
+wallet_keys = sa.Table(
+    "wallet_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("private_key_enc", sa.LargeBinary, nullable=False),  # sealed under the data key
+    sa.Column("public_key_pem", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# A merchant's app on the wallet's open platform (Alipay-style app_id).
+wallet_apps = sa.Table(
+    "wallet_apps",
+    metadata,
+    sa.Column("app_id", sa.String(16), primary_key=True),
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False, index=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("app_public_key_pem", sa.Text, nullable=False),
+    # Sandbox apps only: the TEST private key the sandbox publishes (sealed); NULL for real apps.
+    sa.Column("app_private_key_enc", sa.LargeBinary, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+wallet_users = sa.Table(
+    "wallet_users",
+    metadata,
+    sa.Column("user_id", sa.String(16), primary_key=True),  # "2088" + 12 digits, as buyer_user_id
+    sa.Column("phone", sa.String(20), nullable=False, unique=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),  # ISO 4217 alpha
+    sa.Column("device_no", sa.Integer, nullable=False, unique=True),  # payment-code device number
+    sa.Column("device_secret_enc", sa.LargeBinary, nullable=False),  # sealed
+    sa.Column("paycode_last_step", sa.BigInteger, nullable=True),  # single use: steps only rise
+    sa.Column("credit_score", sa.Integer, nullable=False),
+    sa.Column("credit_line_minor", sa.BigInteger, nullable=False),
+    sa.Column("no_confirm_limit_minor", sa.BigInteger, nullable=False),
+    sa.Column("bill_day", sa.Integer, nullable=False),
+    sa.Column("due_day", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+wallet_user_cards = sa.Table(
+    "wallet_user_cards",
+    metadata,
+    sa.Column("user_id", sa.String(16), sa.ForeignKey("wallet_users.user_id"), primary_key=True),
+    sa.Column("card_id", sa.String(48), sa.ForeignKey("issuer_cards.card_id"), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+wallet_trades = sa.Table(
+    "wallet_trades",
+    metadata,
+    sa.Column("trade_no", sa.String(32), primary_key=True),
+    sa.Column("app_id", sa.String(16), sa.ForeignKey("wallet_apps.app_id"), nullable=False),
+    sa.Column("merchant_id", sa.String(15), nullable=False, index=True),
+    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("total_amount_minor", sa.BigInteger, nullable=False),  # 0 = static code, buyer types it
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("scene", sa.String(16), nullable=False),  # qr_code | bar_code
+    sa.Column("state", sa.String(16), nullable=False),  # WAIT_BUYER_PAY, TRADE_SUCCESS, ...
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # of the creating request's business data
+    sa.Column("qr_code", sa.Text, nullable=True),
+    sa.Column("buyer_user_id", sa.String(16), nullable=True),
+    sa.Column("funding", sa.String(16), nullable=True),  # balance | card | creditpay
+    sa.Column("funding_card_id", sa.String(48), nullable=True),
+    sa.Column("installments", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fee_payer", sa.String(8), nullable=True),  # buyer | merchant (installments)
+    sa.Column("fee_minor", sa.BigInteger, nullable=False, server_default="0"),  # the merchant's fees
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("notify_url", sa.Text, nullable=True),
+    sa.Column("terminal_id", sa.String(8), nullable=True),
+    sa.Column("awaiting_confirmation", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("paid_at", UTCDateTime, nullable=True),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("app_id", "out_trade_no", name="uq_wallet_trades_app_out_trade_no"),
+    sa.Index("ix_wallet_trades_buyer_state", "buyer_user_id", "state"),
+)
+
+wallet_refunds = sa.Table(
+    "wallet_refunds",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("trade_no", sa.String(32), sa.ForeignKey("wallet_trades.trade_no"), nullable=False),
+    sa.Column("out_request_no", sa.String(64), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(256), nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("trade_no", "out_request_no", name="uq_wallet_refunds_trade_request"),
+)
+
+# Outbox of asynchronous notifications: one row per trade state change, delivered with
+# back-off until the merchant answers "success".
+wallet_notifications = sa.Table(
+    "wallet_notifications",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("trade_no", sa.String(32), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),  # the trade status (or refund id) notified
+    sa.Column("notify_url", sa.Text, nullable=False),
+    sa.Column("params_json", sa.Text, nullable=False),  # the signed form, as sent every time
+    sa.Column("state", sa.String(12), nullable=False),  # pending | delivered | abandoned
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.String(256), nullable=False, server_default=""),
+    sa.Column("delivered_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("trade_no", "event", name="uq_wallet_notifications_trade_event"),
+    sa.Index("ix_wallet_notifications_state_next", "state", "next_attempt_at"),
+)
+
+# --- credit pay (Huabei style) -------------------------------------------------------
+
+creditpay_purchases = sa.Table(
+    "creditpay_purchases",
+    metadata,
+    sa.Column("trade_no", sa.String(32), sa.ForeignKey("wallet_trades.trade_no"), primary_key=True),
+    sa.Column("user_id", sa.String(16), sa.ForeignKey("wallet_users.user_id"), nullable=False, index=True),
+    sa.Column("principal_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("installments", sa.Integer, nullable=False),  # 1 = pay in full next bill
+    sa.Column("fee_payer", sa.String(8), nullable=False),
+    sa.Column("buyer_fee_minor", sa.BigInteger, nullable=False),
+    sa.Column("merchant_fee_minor", sa.BigInteger, nullable=False),
+    sa.Column("posted_on", sa.Date, nullable=False),
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("paid_off_on", sa.Date, nullable=True),  # early payoff
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+creditpay_bills = sa.Table(
+    "creditpay_bills",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(16), sa.ForeignKey("wallet_users.user_id"), nullable=False),
+    sa.Column("bill_date", sa.Date, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),  # new charges + carried balance
+    sa.Column("minimum_minor", sa.BigInteger, nullable=False),
+    sa.Column("paid_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("interest_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("interest_through", sa.Date, nullable=True),  # overdue interest charged up to this day
+    sa.Column("lines_json", sa.Text, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),  # open | paid | overdue
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("user_id", "bill_date", name="uq_creditpay_bills_user_bill_date"),
+)
+
+creditpay_repayments = sa.Table(
+    "creditpay_repayments",
+    metadata,
+    sa.Column("repayment_id", sa.String(64), primary_key=True),  # client-chosen: idempotent
+    sa.Column("user_id", sa.String(16), sa.ForeignKey("wallet_users.user_id"), nullable=False, index=True),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # balance | card
+    sa.Column("card_id", sa.String(48), nullable=True),
+    sa.Column("allocation_json", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- prepaid stored-value cards on the platform's own BIN ----------------------------
+
+prepaid_cards = sa.Table(
+    "prepaid_cards",
+    metadata,
+    sa.Column("card_id", sa.String(48), sa.ForeignKey("issuer_cards.card_id"), primary_key=True),
+    sa.Column("program_merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False,
+              index=True),
+    sa.Column("kind", sa.String(12), nullable=False),  # reloadable | gift
+    sa.Column("currency", sa.String(3), nullable=False),  # ISO 4217 alpha
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

@@ -12,6 +12,7 @@ from paypos.adapters.db.engine import SQLITE_BEGIN_OPTION
 from paypos.adapters.db.host import SqlHostStore
 from paypos.adapters.db.ledger import SqlLedger
 from paypos.adapters.db.registry import SqlRegistry
+from paypos.adapters.db.wallet import SqlWalletStore
 
 
 class UnitOfWork:
@@ -36,6 +37,7 @@ class UnitOfWork:
         self.ledger = SqlLedger(self._connection, self._cache)
         self.registry = SqlRegistry(self._connection, self._cache)
         self.host = SqlHostStore(self._connection)
+        self.wallet = SqlWalletStore(self._connection)
         return self
 
     @property
