@@ -38,7 +38,7 @@ BALANCE_KEYS = {
     "debits_pending", "credits_pending", "net_minor",
 }
 BALANCE_AMOUNTS = BALANCE_KEYS - {"owner", "code", "currency"}
-OWNER = re.compile(r"platform|merchant:[A-Z0-9]{15}|card:\d{6}\*{6}\d{4}|issuer:[A-Z0-9-]+|wallet:.+")
+OWNER = re.compile(r"platform|merchant:[A-Z0-9]{15}|card:\d{6}\*{6}\d{4}|issuer:[A-Z0-9-]+|wallet|wallet_user:\d{16}")
 CARD_OWNER = "card:476173******0010"  # visa-cvn18-approve
 LISTINGS = {
     "cards": ["sandbox", "cards", "--json"],

@@ -27,10 +27,15 @@ from paypos import limits
 from paypos.adapters.vault import VaultError
 from paypos.bootstrap import App, NotInitialisedError, bootstrap, init_database, require_schema
 from paypos.config import ConfigError, load_settings
+from paypos.domain.wallet import WalletError
+from paypos.networks.sandbox.wallet_tokens import wallet_user_token
 from paypos.services import ledger as ledger_service
 from paypos.services import sandbox as sandbox_service
+from paypos.services import wallet as wallet_service
 from paypos.entrypoints.terminal_cli import terminal_app
 from paypos.entrypoints.cli_qr import qr_app
+from paypos.entrypoints.cli_prepaid import prepaid_app
+from paypos.entrypoints.cli_wallet import wallet_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -39,12 +44,15 @@ app = typer.Typer(
 )
 ledger_app = typer.Typer(help="Inspect and check the double-entry ledger.", no_args_is_help=True)
 sandbox_app = typer.Typer(
-    help="List the sandbox's TEST merchants, terminals and cards (with their test keys).", no_args_is_help=True
+    help="List the sandbox's TEST merchants, terminals, cards and wallet users and apps (with their test keys).",
+    no_args_is_help=True,
 )
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(terminal_app, name="terminal")
 app.add_typer(qr_app, name="qr")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(prepaid_app, name="prepaid")
 
 out = Console()
 err = Console(stderr=True)
@@ -237,6 +245,7 @@ def demo(
             if payment.outcome.get("receipt_text"):
                 out.print(f"[bold]Receipt — {payment.what}[/]")
                 out.print(payment.outcome["receipt_text"], markup=False, highlight=False)
+        _show_wallet_payments(paypos, f"http://127.0.0.1:{http_port}{WALLET_GATEWAY_PATH}")
         _show_balances(paypos)
         if not once:
             out.print("Serving; press Ctrl-C to stop.")
@@ -244,6 +253,22 @@ def demo(
         if "http" in servers:
             servers["http"].should_exit = True
         thread.join(timeout=limits.http_shutdown_timeout_s)
+
+
+def _show_wallet_payments(paypos: App, gateway_url: str) -> None:
+    """A QR payment and a credit-pay payment through the wallet gateway (docs/wallet.md)."""
+    from paypos.entrypoints.demo_wallet import run_wallet_demo
+
+    payments, account = run_wallet_demo(paypos, gateway_url)
+    for payment in payments:
+        out.print(f"[bold]Collection QR — {payment.what}[/]")
+        out.print(payment.qr_text, markup=False, highlight=False)
+    out.print(_table("Wallet payments (merchant app → /wallet/gateway.do; buyer scans)", [
+        {"what": p.what, "out_trade_no": p.out_trade_no, "amount": p.amount, "funding": p.funding,
+         "trade_status": p.status} for p in payments], ["what", "out_trade_no", "amount", "funding", "trade_status"]))
+    out.print(_table("Buyer's credit pay", [
+        {"user": account["user_id"], "limit": account["credit_limit_minor"], "available": account["available_minor"],
+         "owed": account["owed_minor"], "plans": len(account["plans"])}], ["user", "limit", "available", "owed", "plans"]))
 
 
 def _wait_healthy(url: str, thread: threading.Thread) -> dict[str, Any]:
@@ -384,6 +409,46 @@ def sandbox_merchants(as_json: JsonFlag = False, data_dir: DataDir = None, datab
         "Sandbox merchants", ["merchant_id", "name", "mcc", "currency", "api_key"],
         lambda _paypos, uow: sandbox_service.list_merchants(uow),
         as_json, data_dir, database_url,
+    )
+
+
+# Where `paypos serve` answers the wallet's merchant gateway by default (api_wallet.GATEWAY_PATH;
+# not imported from there, which would load FastAPI into every command).
+WALLET_GATEWAY_PATH = "/wallet/gateway.do"
+WALLET_GATEWAY_URL_DEFAULT = f"http://{limits.http_host_default}:{limits.http_port_default}{WALLET_GATEWAY_PATH}"
+
+
+@sandbox_app.command("wallet-apps")
+def sandbox_wallet_apps(
+    gateway_url: Annotated[str, typer.Option(
+        "--gateway-url", help="The gateway URL to print (where `paypos serve` answers it).")]
+    = WALLET_GATEWAY_URL_DEFAULT,
+    as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+) -> None:
+    """TEST wallet merchant apps: app id, merchant, RSA2 key pair, the wallet's public key, gateway URL."""
+
+    def rows_of(paypos: App, uow: Any) -> list[dict[str, Any]]:
+        try:
+            return wallet_service.list_apps(uow, paypos.vault, gateway_url)
+        except WalletError as error:
+            _fail(error.message, 1)
+
+    _sandbox_listing("Sandbox wallet apps (TEST keys)", ["app_id", "merchant_id", "name", "gateway_url"],
+                     rows_of, as_json, data_dir, database_url)
+
+
+@sandbox_app.command("wallet-users")
+def sandbox_wallet_users(as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """TEST wallet users: id, phone, balance, credit limit, linked cards, and their API token."""
+
+    def rows_of(_paypos: App, uow: Any) -> list[dict[str, Any]]:
+        return [{**row, "api_token": wallet_user_token(row["user_id"])} for row in wallet_service.list_users(uow)]
+
+    _sandbox_listing(
+        "Sandbox wallet users (TEST tokens)",
+        ["user_id", "phone", "name", "currency", "balance_minor", "credit_limit_minor", "no_confirm_limit_minor",
+         "api_token"],
+        rows_of, as_json, data_dir, database_url,
     )
 
 

@@ -439,8 +439,11 @@ def top_up(uow: UnitOfWork, now: datetime, user_id: str, card_id: str, amount_mi
         raise WalletError("invalid_amount", "amount must be above zero", field="amount")
     source = _card_source(uow, user, card_id)
     target = _account_id(uow, user_owner(user.user_id), "wallet_balance", user.currency)
-    _post(uow, [TransferRequest(f"wallet:topup:{_digest(user.user_id, topup_id)}", source, target, amount_minor,
-                                user.currency, code="wallet_topup")], now)
+    transfer_id = f"wallet:topup:{_digest(user.user_id, topup_id)}"
+    prior = uow.ledger.get_transfer(transfer_id)
+    if prior is not None and (prior.amount != amount_minor or prior.debit_account_id != source):
+        raise WalletError("idempotency_mismatch", "topup_id was used for another top-up", field="topup_id")
+    _post(uow, [TransferRequest(transfer_id, source, target, amount_minor, user.currency, code="wallet_topup")], now)
     return _user_row(uow, user)
 
 
