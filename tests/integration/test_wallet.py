@@ -227,3 +227,28 @@ def test_insufficient_balance_refused_and_nothing_written(seeded: App) -> None:
     assert user(seeded, ZHANG)["balance_minor"] == 1000
     assert gateway(seeded, wallet.query, {"out_trade_no": "poor"})["trade_status"] == "WAIT_BUYER_PAY"
     assert_ledger_ok(seeded)
+
+
+def test_card_funded_trade_refunds_to_the_default_linked_card(seeded: App) -> None:
+    created = gateway(seeded, wallet.precreate, {"out_trade_no": "by-card", "total_amount": "40.00", "subject": "x"})
+    paid = run(seeded, wallet.scan, created["qr_code"], LIN, funding="card")  # no card named: the first linked
+    assert paid["funding"] == "card"
+    assert gateway(seeded, wallet.cancel, {"out_trade_no": "by-card"})["action"] == "refund"
+    with seeded.uow(write=False) as uow:
+        card = uow.ledger.find_account("card:visa-cvn18-approve", "cardholder_funds", "CNY")
+    assert card is not None and card.balances.available_credit_balance == 500_000
+    assert_ledger_ok(seeded)
+
+
+def test_a_second_code_in_the_same_minute_is_fresh_and_a_third_waits(seeded: App) -> None:
+    first = code_for(seeded, LIN)
+    gateway(seeded, wallet.pay_by_code, {"out_trade_no": "m1", "auth_code": first, "total_amount": "1.00",
+                                         "subject": "x"})
+    second = code_for(seeded, LIN)
+    assert second != first
+    status, _ = gateway(seeded, wallet.pay_by_code, {"out_trade_no": "m2", "auth_code": second,
+                                                     "total_amount": "1.00", "subject": "x"})
+    assert status == "10000"
+    with pytest.raises(WalletError) as later:
+        code_for(seeded, LIN)
+    assert later.value.code == "code_unavailable"

@@ -19,6 +19,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -69,6 +70,9 @@ InstallmentsOption = Annotated[Installments | None, typer.Option(
 RepaySourceOption = Annotated[RepaySource, typer.Option(
     "--source", help="Pay from the wallet balance or a linked card (--card).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of a table.")]
+AsOf = Annotated[str | None, typer.Option(
+    "--as-of", help="Sandbox test clock: act as on this later day (YYYY-MM-DD, noon GMT+8), e.g. to see a bill "
+                    "issued or interest charged without waiting a month. Never earlier than today.")]
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Local state directory [env PAYPOS_DATA_DIR; default ./.paypos]."),
@@ -343,10 +347,11 @@ def topup(
 
 
 @wallet_app.command()
-def bills(user: User, as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def bills(user: User, as_of: AsOf = None, as_json: JsonFlag = False, data_dir: DataDir = None,
+          database_url: DatabaseUrl = None) -> None:
     """Credit-pay bills and installment plans (closes due bills and accrues overdue interest first)."""
     with _app(data_dir, database_url) as paypos, _refused(), paypos.uow() as uow:
-        statement = creditpay_service.bills(uow, paypos.clock(), user)
+        statement = creditpay_service.bills(uow, _moment(paypos, as_of), user)
         uow.commit()
     if as_json:
         _print_json(statement)
@@ -365,6 +370,22 @@ def bills(user: User, as_json: JsonFlag = False, data_dir: DataDir = None, datab
                          "paid_off_on"]))
 
 
+def _moment(paypos: App, as_of: str | None) -> datetime:
+    """Now, or noon (GMT+8, the wallet's time zone) of the --as-of day; a day before today is refused
+    (the books only move forward)."""
+    now = paypos.clock()
+    if as_of is None:
+        return now
+    try:
+        day = date.fromisoformat(as_of)
+    except ValueError:
+        _fail("--as-of must be a date YYYY-MM-DD", 2)
+    moment = datetime.combine(day, time(12), tzinfo=timezone(timedelta(hours=8))).astimezone(UTC)
+    if day < creditpay_service.local_day(now):
+        _fail("--as-of must not be before today", 2)
+    return max(moment, now)
+
+
 def _in_major(rows: list[dict[str, Any]], alpha: str) -> list[dict[str, Any]]:
     """Each ``<name>_minor`` also as ``<name>`` in major units, for a table."""
     return [{**row, **{key.removesuffix("_minor"): _major(value, alpha) for key, value in row.items()
@@ -377,6 +398,7 @@ def repay(
     amount: Annotated[str, typer.Option("--amount", help="Amount in major units, e.g. 50.00.")],
     source: RepaySourceOption = RepaySource.BALANCE,
     card: CardOption = None,
+    as_of: AsOf = None,
     repayment_id: Annotated[str | None, typer.Option(
         "--repayment-id", help="Your id for this repayment: running again with it repays once [default: random].")]
     = None,
@@ -390,7 +412,7 @@ def repay(
     repayment_id = repayment_id or uuid.uuid4().hex
     with _app(data_dir, database_url) as paypos, _refused(), paypos.uow() as uow:
         typed = _amount(uow, user, amount)
-        done = creditpay_service.repay(uow, paypos.clock(), user, typed.amount_minor, source=source.value,
+        done = creditpay_service.repay(uow, _moment(paypos, as_of), user, typed.amount_minor, source=source.value,
                                        card_id=card, repayment_id=repayment_id)
         uow.commit()
     if as_json:
@@ -411,6 +433,7 @@ def payoff(
     trade: Annotated[str, typer.Option("--trade", help="The credit-pay trade whose installment plan to pay off.")],
     source: RepaySourceOption = RepaySource.BALANCE,
     card: CardOption = None,
+    as_of: AsOf = None,
     as_json: JsonFlag = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
@@ -419,7 +442,7 @@ def payoff(
     if card is not None and source is not RepaySource.CARD:
         _fail("--card goes with --source card", 2)
     with _app(data_dir, database_url) as paypos, _refused(), paypos.uow() as uow:
-        done = creditpay_service.payoff(uow, paypos.clock(), user, trade, source=source.value, card_id=card)
+        done = creditpay_service.payoff(uow, _moment(paypos, as_of), user, trade, source=source.value, card_id=card)
         alpha = _user(uow, user).currency
         uow.commit()
     if as_json:

@@ -122,10 +122,13 @@ def list_apps(uow: UnitOfWork, vault: Vault, gateway_url: str) -> list[dict[str,
     rows = []
     for app in uow.wallet.list_apps():
         sealed = uow.wallet.app_private_key_sealed(app.app_id)
+        merchant = uow.registry.get_merchant(app.merchant_id)
         rows.append({"app_id": app.app_id, "merchant_id": app.merchant_id, "name": app.name,
                      "app_private_key": vault.open(sealed, "app_key") if sealed else None,
                      "app_public_key": app.app_public_key_pem, "wallet_public_key": wallet_public,
-                     "gateway_url": gateway_url})
+                     "gateway_url": gateway_url,
+                     # The merchant's static collection code (no amount: the buyer types it).
+                     "static_qr_code": collection_payload(merchant, None, None) if merchant else None})
     return rows
 
 
@@ -347,9 +350,16 @@ def payment_code(uow: UnitOfWork, vault: Vault, now: datetime, user_id: str) -> 
     """A fresh one-time payment code for the buyer's device (18 digits, valid one step)."""
     user = _user(uow, user_id)
     secret = bytes.fromhex(vault.open(uow.wallet.device_secret_sealed(user.user_id), "device_secret"))
-    code = paycode.generate(secret, user.device_no, now)
-    step = paycode.time_step(now, limits.paycode_step_s)
-    valid_until = datetime.fromtimestamp((step + 1) * limits.paycode_step_s, UTC)
+    current = paycode.time_step(now, limits.paycode_step_s)
+    # Codes are single use per time step: after a payment in this step, show the next step's
+    # code (still inside the verifier's skew window), as the app refreshes its code after paying.
+    step = current if user.paycode_last_step is None or user.paycode_last_step < current \
+        else user.paycode_last_step + 1
+    if step > current + limits.paycode_skew_steps:
+        raise WalletError("code_unavailable", "payment codes used up for now: a new one comes within a minute",
+                          field="user")
+    code = paycode.code_for_step(secret, user.device_no, step)
+    valid_until = datetime.fromtimestamp((current + limits.paycode_skew_steps + 1) * limits.paycode_step_s, UTC)
     return {"user_id": user.user_id, "code": code, "valid_until": valid_until.isoformat(),
             "no_confirm_limit_minor": user.no_confirm_limit_minor}
 
@@ -473,8 +483,11 @@ def _settle_payment(uow: UnitOfWork, vault: Vault, now: datetime, trade: Trade, 
     else:
         if installments:
             raise WalletError("invalid_installments", "installments are for credit pay", field="installments")
-        source = (_card_source(uow, user, card_id) if funding is Funding.CARD
-                  else _account_id(uow, user_owner(user.user_id), "wallet_balance", alpha))
+        if funding is Funding.CARD:
+            card_id = _linked_card(uow, user, card_id)
+            source = _card_account(uow, card_id, alpha)
+        else:
+            source = _account_id(uow, user_owner(user.user_id), "wallet_balance", alpha)
         rate = creditpay.MERCHANT_RATE_BPS[creditpay.Funding.BALANCE]
     fee = creditpay.fee_for(amount, rate)
     chain = [TransferRequest(f"{base}:sale", source, merchant_pending, amount, alpha, code="wallet_sale")]
@@ -690,6 +703,11 @@ def _check_currency(user: WalletUser, alpha: str) -> None:
 
 
 def _card_source(uow: UnitOfWork, user: WalletUser, card_id: str | None) -> int:
+    return _card_account(uow, _linked_card(uow, user, card_id), user.currency)
+
+
+def _linked_card(uow: UnitOfWork, user: WalletUser, card_id: str | None) -> str:
+    """The buyer's chosen linked card, or their first one; refused if not theirs or not usable."""
     linked = uow.wallet.linked_cards(user.user_id)
     card_id = card_id or (linked[0] if linked else None)
     if card_id is None or card_id not in linked:
@@ -697,7 +715,7 @@ def _card_source(uow: UnitOfWork, user: WalletUser, card_id: str | None) -> int:
     card = uow.registry.get_card(card_id)
     if card is None or card.status != "active":
         raise WalletError("card_unavailable", f"card {card_id} cannot be used", field="card")
-    return _card_account(uow, card_id, user.currency)
+    return card_id
 
 
 def _card_account(uow: UnitOfWork, card_id: str, alpha: str) -> int:
