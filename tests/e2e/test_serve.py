@@ -112,9 +112,13 @@ def test_demo_once_initialises_the_sandbox_prints_its_tables_and_healthz_then_ex
     for value in (CAFE, catalog.SHOP.merchant_id, "CAFE0002", "visa-cvn18-approve", "card:476173******0010"):
         assert value in result.stdout
     assert "Payments through the host (ISO 8583 over TCP)" in result.stdout
-    payments = result.stdout.split("Payments through the host")[1].split("Ledger balances")[0]
+    payments = result.stdout.split("Payments through the host")[1].split("Collection QR")[0]
     codes = [line.split("│")[5].strip() for line in payments.splitlines() if line.startswith("│")]
     assert codes == ["00", "00", "00", "00", "00", "00", "51", "55", "00", "00"], payments
+    wallet = result.stdout.split("Wallet payments")[1].split("Ledger balances")[0]
+    statuses = [line.split("│")[5].strip() for line in wallet.splitlines() if line.startswith("│")]
+    assert statuses == ["TRADE_SUCCESS", "TRADE_SUCCESS"], wallet  # a QR from balance, one by credit pay
+    assert "Buyer's credit pay" in result.stdout
     assert "Traceback" not in result.stderr
 
 

@@ -252,3 +252,27 @@ def test_a_second_code_in_the_same_minute_is_fresh_and_a_third_waits(seeded: App
     with pytest.raises(WalletError) as later:
         code_for(seeded, LIN)
     assert later.value.code == "code_unavailable"
+
+
+def test_cancel_after_a_merchant_refund_named_cancel_refunds_the_rest(seeded: App) -> None:
+    created = gateway(seeded, wallet.precreate, {"out_trade_no": "cx", "total_amount": "10.00", "subject": "x"})
+    run(seeded, wallet.scan, created["qr_code"], LIN)
+    gateway(seeded, wallet.refund, {"out_trade_no": "cx", "refund_amount": "3.00", "out_request_no": "cancel"})
+    assert gateway(seeded, wallet.cancel, {"out_trade_no": "cx"})["action"] == "refund"
+    assert gateway(seeded, wallet.query, {"out_trade_no": "cx"})["trade_status"] == "TRADE_CLOSED"
+    assert_ledger_ok(seeded)
+
+
+def test_the_sweeper_closes_unpaid_trades_past_their_timeout_and_notifies(seeded: App, clock: Any) -> None:
+    gateway(seeded, wallet.precreate, {"out_trade_no": "late", "total_amount": "1.00", "subject": "x"},
+            "http://127.0.0.1:9/notify")
+    gateway(seeded, wallet.precreate, {"out_trade_no": "fresh", "total_amount": "1.00", "subject": "x",
+                                       "timeout_express": "1h"})
+    assert wallet.sweep_expired_trades(seeded) == 0
+    clock.advance(301)
+    assert wallet.sweep_expired_trades(seeded) == 1
+    with seeded.uow(write=False) as uow:
+        late = uow.wallet.trade_by_out_trade_no(CAFE_APP, "late")
+        fresh = uow.wallet.trade_by_out_trade_no(CAFE_APP, "fresh")
+        events = [n.event for n in uow.wallet.notifications_of(late.trade_no)]
+    assert (late.state, fresh.state, events) == ("TRADE_CLOSED", "WAIT_BUYER_PAY", ["TRADE_CLOSED"])

@@ -1,4 +1,5 @@
-"""The HTTP API (FastAPI): health, and read-only merchant-scoped accounts.
+"""The HTTP API (FastAPI): health, read-only merchant-scoped accounts, and the sandbox
+wallet's Alipay-compatible merchant gateway (``api_wallet``).
 
 Errors are RFC 9457 ``application/problem+json`` documents with a stable
 ``type``; a merchant's API key (Bearer) sees only its own merchant's objects.
@@ -22,7 +23,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from paypos import __version__, limits
 from paypos.adapters.vault import hash_api_secret
 from paypos.bootstrap import App
+from paypos.entrypoints.api_wallet import install_wallet_routes
 from paypos.services import ledger as ledger_service
+from paypos.services import wallet as wallet_service
+from paypos.services.notifier import run_notifier
 from paypos.services.sandbox import merchant_owner
 
 log = logging.getLogger("paypos.api")
@@ -43,19 +47,30 @@ def problem_response(status: int, slug: str, title: str, detail: str, **extra: A
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
-def create_app(app: App, *, expiry_sweep_interval_s: float | None = limits.pending_expiry_sweep_interval_s) -> FastAPI:
+def create_app(
+    app: App,
+    *,
+    expiry_sweep_interval_s: float | None = limits.pending_expiry_sweep_interval_s,
+    notify_interval_s: float | None = limits.wallet_notify_poll_interval_s,
+) -> FastAPI:
+    """The API; its lifespan runs the hold-expiry sweeper and the wallet's notifier
+    (``None`` turns either off, as tests that drive them by hand do)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
-        sweeper = None
+        tasks = []
         if expiry_sweep_interval_s:
-            sweeper = asyncio.create_task(_sweep_expired_holds(app, expiry_sweep_interval_s))
+            tasks.append(asyncio.create_task(_sweep_expired_holds(app, expiry_sweep_interval_s)))
+        if notify_interval_s:
+            tasks.append(asyncio.create_task(run_notifier(app, notify_interval_s)))
         try:
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                    await task
 
     api = FastAPI(title="paypos", version=__version__, lifespan=lifespan)
     api.state.paypos = app
@@ -63,6 +78,13 @@ def create_app(app: App, *, expiry_sweep_interval_s: float | None = limits.pendi
     _install_routes(api)
     install_sandbox_routes(api)
     install_receipt_routes(api)
+    install_wallet_routes(api)
+    # Imported here: these modules import Problem and authenticated_merchant from this one.
+    from paypos.entrypoints.api_buyer import install_buyer_routes
+    from paypos.entrypoints.api_prepaid import install_prepaid_routes
+
+    install_buyer_routes(api)
+    install_prepaid_routes(api)
     return api
 
 
@@ -73,6 +95,10 @@ async def _sweep_expired_holds(app: App, interval_s: float) -> None:
             await asyncio.to_thread(ledger_service.expire_pending, app.engine, app.clock)
         except Exception:  # keep sweeping; the next pass retries
             log.exception("expiring pending transfers failed")
+        try:  # unpaid wallet trades past their timeout close (and notify TRADE_CLOSED)
+            await asyncio.to_thread(wallet_service.sweep_expired_trades, app)
+        except Exception:
+            log.exception("closing expired wallet trades failed")
         await asyncio.sleep(interval_s)
 
 

@@ -317,7 +317,10 @@ def cancel(uow: UnitOfWork, vault: Vault, now: datetime, app: WalletApp, biz: Ma
         trade = _close(uow, vault, now, trade)
     elif trade.state == TRADE_SUCCESS:
         action = "refund"
-        trade = _refund(uow, vault, now, trade, trade.refundable_minor, "cancel", "cancelled")
+        # Under an id no merchant sends (64 characters derived from the trade), so that a
+        # merchant's own refund named "cancel" cannot collide with it.
+        trade = _refund(uow, vault, now, trade, trade.refundable_minor, "~cancel~" + hashlib.sha256(trade.trade_no.encode()).hexdigest()[:56],
+                        "cancelled")
     elif trade.state != TRADE_CLOSED:
         raise WalletError("ACQ.TRADE_STATUS_ERROR", f"the trade is {trade.state}")
     return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no, "retry_flag": "N", "action": action}
@@ -331,6 +334,20 @@ def close(uow: UnitOfWork, vault: Vault, now: datetime, app: WalletApp, biz: Map
     if trade.state == WAIT_BUYER_PAY:
         trade = _close(uow, vault, now, trade)
     return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
+
+
+def sweep_expired_trades(app: Any) -> int:
+    """Close every unpaid trade past its timeout (the API's sweeper runs it), in bounded batches."""
+    total = 0
+    while True:
+        with app.uow() as uow:
+            now = app.clock()
+            due = uow.wallet.expired_trade_nos(now, limits.expire_batch_size_max)
+            count = expire_trades(uow, app.vault, now, due)
+            uow.commit()
+        total += count
+        if len(due) < limits.expire_batch_size_max:
+            return total
 
 
 def expire_trades(uow: UnitOfWork, vault: Vault, now: datetime, trade_nos: list[str]) -> int:

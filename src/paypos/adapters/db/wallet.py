@@ -135,6 +135,11 @@ class SqlWalletStore:
                                .order_by(wallet_trades.c.created_at.desc()).limit(limit))
         return [_trade(r) for r in rows]
 
+    def expired_trade_nos(self, now: datetime, limit: int) -> list[str]:
+        return list(self._c.execute(sa.select(wallet_trades.c.trade_no).where(
+            wallet_trades.c.state == "WAIT_BUYER_PAY", wallet_trades.c.expires_at <= now)
+            .order_by(wallet_trades.c.expires_at).limit(limit)).scalars())
+
     def awaiting_confirmation(self, user_id: str) -> list[Trade]:
         rows = self._c.execute(sa.select(wallet_trades).where(
             wallet_trades.c.buyer_user_id == user_id, wallet_trades.c.state == "WAIT_BUYER_PAY",
@@ -179,9 +184,16 @@ class SqlWalletStore:
                                .order_by(wallet_notifications.c.id))
         return [_notification(r) for r in rows]
 
-    def update_notification(self, notification_id: int, **values: Any) -> None:
-        self._c.execute(sa.update(wallet_notifications).where(wallet_notifications.c.id == notification_id)
-                        .values(**values))
+    def update_notification(self, notification_id: int, *, if_state: str | None = None,
+                            if_attempts: int | None = None, **values: Any) -> bool:
+        """Update a notice; with ``if_state`` / ``if_attempts``, only while it still has them
+        (a compare-and-set: two notifiers never both record an attempt). True if updated."""
+        query = sa.update(wallet_notifications).where(wallet_notifications.c.id == notification_id)
+        if if_state is not None:
+            query = query.where(wallet_notifications.c.state == if_state)
+        if if_attempts is not None:
+            query = query.where(wallet_notifications.c.attempts == if_attempts)
+        return self._c.execute(query.values(**values)).rowcount == 1
 
     # --- credit pay ------------------------------------------------------------------
 
