@@ -48,6 +48,7 @@ class AuthContext:
     interface: CardInterface | None = None
     pin_entered: bool = False
     pan: str | None = None
+    account_masked: str | None = None  # what the journal shows instead of a masked PAN (wallet codes)
     card: IssuerCard | None = None
     funding_card: IssuerCard | None = None
     icc: dict[str, bytes] | None = None

@@ -207,6 +207,14 @@ class ValidateFinancial(_Base):
                 raise Decline(Result.FORMAT_ERROR, str(error)) from None
 
 
+def original_identity(ctx: AuthContext) -> iso8583.OriginalData:
+    """Field 90 of a message that names an earlier one (0220 completion, 0400, 0600)."""
+    try:
+        return iso8583.parse_original_data_elements(ctx.request.get("90", ""))
+    except iso8583.MessageError as error:
+        raise Decline(Result.FORMAT_ERROR, f"field 90: {error}") from None
+
+
 class RefuseUnsupported(_Base):
     """A message type or processing code the host does not offer: 12, after the envelope
     (terminal, MAC, duplicate, KSN) so that the answer is signed like any other."""

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from paypos import limits
 from paypos.authorization.context import AuthContext
-from paypos.authorization.participants import _Base
+from paypos.authorization.participants import _Base, original_identity
 from paypos.authorization.result import Decline, Result
+from paypos.authorization.wallet import cancel_wallet_payment, is_wallet_payment
 from paypos.domain.ledger import TransferKind, TransferRequest, TransferResult
 from paypos.domain.pricing import fee_minor
 from paypos.networks.sandbox.catalog import ACCOUNT_CODE_FOR_FUNDING
-from paypos.protocol import iso8583
 
 _FUNDS_REFUSED = {TransferResult.EXCEEDS_CREDITS, TransferResult.EXCEEDS_DEBITS}
 
@@ -86,13 +86,6 @@ class PlaceHold(_Base):
                                    timeout_s=limits.preauth_hold_s_default, code="preauth")])
 
 
-def original_identity(ctx: AuthContext) -> iso8583.OriginalData:
-    try:
-        return iso8583.parse_original_data_elements(ctx.request.get("90", ""))
-    except iso8583.MessageError as error:
-        raise Decline(Result.FORMAT_ERROR, f"field 90: {error}") from None
-
-
 class CompleteHold(_Base):
     """0220 completion advice: post (all or part of) the pre-authorization field 90 names."""
 
@@ -157,7 +150,8 @@ class BalanceInquiry(_Base):
 
 
 class Reverse(_Base):
-    """0400 / 0420: undo the original named in field 90; remember a reversal that came first."""
+    """0400 / 0420: undo the original named in field 90 (a wallet payment: the wallet cancels
+    it); remember a reversal that came first."""
 
     name = "reversal"
 
@@ -170,6 +164,9 @@ class Reverse(_Base):
         ctx.original = original
         ctx.currency_alpha = original.currency
         ctx.amount_minor = original.amount_minor
+        if is_wallet_payment(original):
+            cancel_wallet_payment(ctx, original)  # the wallet undoes its own postings
+            return
         if original.status != "approved":
             return  # declined or already reversed: nothing (more) to undo
         if original.kind in ("purchase", "completion") and original.refunded_minor:

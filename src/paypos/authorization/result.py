@@ -13,11 +13,13 @@ from enum import StrEnum
 
 class Result(StrEnum):
     APPROVED = "approved"
+    REQUEST_IN_PROGRESS = "request_in_progress"  # a wallet payment waiting for the buyer
     DO_NOT_HONOUR = "do_not_honour"
     INVALID_TRANSACTION = "invalid_transaction"
     INVALID_AMOUNT = "invalid_amount"
     INVALID_CARD_NUMBER = "invalid_card_number"
     NO_ACTION_TAKEN = "no_action_taken"
+    RECORD_NOT_FOUND = "record_not_found"
     FORMAT_ERROR = "format_error"
     INSUFFICIENT_FUNDS = "insufficient_funds"
     EXPIRED_CARD = "expired_card"
@@ -37,11 +39,13 @@ class Result(StrEnum):
 # paypos ISO 8583 profile v1, field 39 (docs/iso8583.md).
 RESPONSE_CODE: dict[Result, str] = {
     Result.APPROVED: "00",
+    Result.REQUEST_IN_PROGRESS: "09",
     Result.DO_NOT_HONOUR: "05",
     Result.INVALID_TRANSACTION: "12",
     Result.INVALID_AMOUNT: "13",
     Result.INVALID_CARD_NUMBER: "14",
     Result.NO_ACTION_TAKEN: "21",
+    Result.RECORD_NOT_FOUND: "25",
     Result.FORMAT_ERROR: "30",
     Result.INSUFFICIENT_FUNDS: "51",
     Result.EXPIRED_CARD: "54",
@@ -62,8 +66,16 @@ if set(RESPONSE_CODE) != set(Result):  # a programmer error: every result needs 
     raise RuntimeError("RESPONSE_CODE must map every Result")
 
 
+RESULT_OF_CODE: dict[str, Result] = {code: result for result, code in RESPONSE_CODE.items()}
+
+
 def response_code(result: Result) -> str:
     return RESPONSE_CODE[result]
+
+
+def result_of(code: str) -> Result:
+    """The result a stored field 39 stands for (96 for a code profile v1 does not use)."""
+    return RESULT_OF_CODE.get(code, Result.SYSTEM_MALFUNCTION)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,9 @@ from rich.table import Table
 
 from paypos import limits
 
-terminal_app = typer.Typer(help="The POS terminal: the cashier's screen (no command), or scriptable pay, refund, "
-                                "void, pre-authorize, settle.", invoke_without_command=True)
+terminal_app = typer.Typer(help="The POS terminal: the cashier's screen (no command), or scriptable pay (card or "
+                                "wallet payment code), qr (collection code), refund, void, pre-authorize, settle.",
+                           invoke_without_command=True)
 out = Console()
 err = Console(stderr=True)
 
@@ -85,22 +86,100 @@ Printer = Annotated[str | None, typer.Option(
     "--printer", help="Also print the cardholder copy as ESC/POS: a file path or tcp://host:port.")]
 
 
+WalletTimeout = Annotated[float | None, typer.Option(
+    "--timeout", min=1, max=900, help="Seconds to wait for the buyer before cancelling "
+    "(pay --qr-code: 60, qr: 300).")]
+
+
 @terminal_app.command()
-def pay(amount: Amount, card: Card, entry: Entry = "chip", pin: Pin = None, printer: Printer = None,
+def pay(amount: Amount,
+        card: Annotated[str | None, typer.Option("--card", help="Sandbox card id (see `paypos sandbox cards`).")] = None,
+        qr_code: Annotated[str | None, typer.Option(
+            "--qr-code", help="The buyer's 18-digit wallet payment code, as scanned (instead of --card).")] = None,
+        entry: Entry = "chip", pin: Pin = None, printer: Printer = None,
         chip_failures: Annotated[int, typer.Option(
             "--chip-failures", min=0, max=9, help="Failed chip reads before this swipe (fallback after 3).")] = 0,
-        as_json: AsJson = False,
+        timeout: WalletTimeout = None, as_json: AsJson = False,
         terminal: TerminalId = None, host: Host = "127.0.0.1", port: Port = limits.iso_port_default,
         data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
-    """A sale: the card is read (chip, tap, swipe or keyed), PIN when needed, then sent to the host."""
+    """A sale: the card is read (chip, tap, swipe or keyed), PIN when needed, then sent to the host.
+    With --qr-code: the buyer's wallet payment code; above the buyer's no-confirmation limit the
+    terminal waits for their confirmation and cancels at --timeout."""
+    from paypos.terminal.engine import WALLET_PAY_TIMEOUT_S_DEFAULT
     from paypos.terminal.receipt import PrinterError
 
+    if (card is None) == (qr_code is None):
+        _fail("give --card (a card sale) or --qr-code (the buyer's wallet payment code)")
     with _session(data_dir, database_url, terminal, host, port, api) as session:
         session.printer = printer
         try:
-            _print(session.pay(amount, card, entry, pin, chip_failures=chip_failures), as_json)
+            if qr_code is not None:
+                _print(session.pay_code(amount, qr_code, timeout or WALLET_PAY_TIMEOUT_S_DEFAULT), as_json)
+            else:
+                _print(session.pay(amount, str(card), entry, pin, chip_failures=chip_failures), as_json)
         except PrinterError as error:
             _fail(f"--printer: {error} (the sale itself is recorded in the journal)")
+
+
+def _json_line(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _show_collection_code(shown: dict[str, Any], as_json: bool) -> None:
+    from paypos.adapters.qrimage import RenderError, render_qr_text
+
+    if as_json:
+        _json_line(shown)
+        return
+    try:
+        out.print(render_qr_text(str(shown["qr_payload"])), highlight=False, markup=False, end="")
+    except (RenderError, ValueError) as error:
+        err.print(f"[yellow]warning:[/] cannot draw the code: {escape(str(error))}")
+    out.print(f"{'payload':>16}: {shown['qr_payload']}", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"{'journal_id':>16}: {shown['journal_id']}", highlight=False)
+
+
+@terminal_app.command()
+def qr(amount: Amount, timeout: WalletTimeout = None,
+       no_wait: Annotated[bool, typer.Option(
+           "--no-wait", help="Show the code and return; then `qr-status JOURNAL_ID` or `void JOURNAL_ID`.")] = False,
+       as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
+       port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+       api: ApiUrl = None) -> None:
+    """A sale by the merchant's collection code: the host opens it, the terminal shows it as a
+    QR code and waits until the buyer pays, it expires (--timeout) or Ctrl-C cancels it.
+    With --json: one JSON line with the payload, then one with the outcome."""
+    from paypos.terminal.engine import WALLET_QR_TIMEOUT_S_DEFAULT
+
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
+        shown = session.collect_qr(amount)
+        if shown.get("status") != "pending" or not shown.get("qr_payload"):
+            _print(shown, as_json)
+            raise typer.Exit(1)
+        _show_collection_code(shown, as_json)
+        if no_wait:
+            return
+        if not as_json:
+            err.print("waiting for the buyer to scan and pay… (Ctrl-C cancels)")
+        try:
+            final = session.await_wallet(int(shown["journal_id"]), timeout or WALLET_QR_TIMEOUT_S_DEFAULT)
+        except KeyboardInterrupt:
+            final = session.cancel_wallet(int(shown["journal_id"]), "by the cashier")
+        if as_json:
+            _json_line(final)
+        else:
+            _print(final, False)
+
+
+@terminal_app.command("qr-status")
+def qr_status(journal_id: Annotated[int, typer.Argument(help="The wallet payment's journal id.")],
+              as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
+              port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+              api: ApiUrl = None) -> None:
+    """Ask the host once (0600) where a pending wallet payment stands."""
+    with _session(data_dir, database_url, terminal, host, port, api) as session:
+        _print(session.wallet_status(journal_id), as_json)
 
 
 @terminal_app.command()
@@ -135,7 +214,7 @@ def refund(amount: Amount, card: Card, entry: Entry = "chip",
 def void(journal_id: Annotated[int, typer.Argument(help="Journal id of the transaction to void.")],
          as_json: AsJson = False, terminal: TerminalId = None, host: Host = "127.0.0.1",
          port: Port = limits.iso_port_default, data_dir: DataDir = None, database_url: DatabaseUrl = None, api: ApiUrl = None) -> None:
-    """Void (reverse) an approved transaction of the open batch."""
+    """Void (reverse) an approved transaction of the open batch, or cancel a pending wallet payment."""
     with _session(data_dir, database_url, terminal, host, port, api) as session:
         _print(session.engine.void(journal_id), as_json)
 

@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 from paypos import limits
 from paypos.authorization import participants as p
 from paypos.authorization import posting
+from paypos.authorization import wallet as w
 from paypos.authorization.context import AuthContext, Replay, business_fingerprint
 from paypos.authorization.manager import Participant, TransactionManager
 from paypos.authorization.result import Result, response_code
@@ -48,10 +49,12 @@ CARD_AUTH: list[Participant[AuthContext]] = [p.ValidateFinancial(), p.RefuseReve
 class Flow:
     kind: str | None  # journal kind; None for messages that move no money
     manager: TransactionManager[AuthContext]
+    # False: the flow needs the database itself (a wallet's trades), never the batch's memory.
+    batched: bool = True
 
 
-def _flow(kind: str | None, steps: Sequence[Participant[AuthContext]]) -> Flow:
-    return Flow(kind, TransactionManager([*ENVELOPE, *steps]))
+def _flow(kind: str | None, steps: Sequence[Participant[AuthContext]], *, batched: bool = True) -> Flow:
+    return Flow(kind, TransactionManager([*ENVELOPE, *steps]), batched)
 
 
 FLOWS: dict[tuple[str, str], Flow] = {
@@ -66,15 +69,31 @@ FLOWS: dict[tuple[str, str], Flow] = {
     ("0400", ""): _flow(None, [posting.Reverse()]),
     ("0420", ""): _flow(None, [posting.Reverse()]),
     ("0500", ""): _flow(None, [posting.Reconcile()]),
+    ("0600", ""): _flow(None, [w.WalletStatus()], batched=False),
 }
+# 0200 000000 with field 22 = 03x: a wallet payment code (field 2) or collection code (none).
+WALLET_SALE = _flow("purchase", [p.ValidateFinancial(needs_card=False), p.RefuseReversedOriginal(),
+                                 w.ValidateWalletPayment(), w.WalletPay()], batched=False)
 UNSUPPORTED = _flow(None, [p.RefuseUnsupported()])
+# ISO 8583:1987 administrative request/response, which profile v1's RESPONSE_MTI lacks.
+ADMINISTRATIVE_RESPONSE_MTI = {"0600": "0610"}
 
 
 def select_flow(request: dict[str, str]) -> Flow:
     mti, code = request["t"], request.get("3", "")[:2]
     if mti == "0220" and "90" in request:
         return FLOWS[("0220", "completion")]
+    if mti == "0200" and code == "00" and request.get("22", "")[:2] == w.WALLET_ENTRY_MODE[:2]:
+        return WALLET_SALE
     return FLOWS.get((mti, code)) or FLOWS.get((mti, "")) or UNSUPPORTED
+
+
+def response_echo(request: dict[str, str]) -> dict[str, str]:
+    """`iso8583.response_echo`, and 0600 → 0610 with the same echoed fields."""
+    mti = ADMINISTRATIVE_RESPONSE_MTI.get(request.get("t", ""))
+    if mti is None:
+        return iso8583.response_echo(request)
+    return {"t": mti, **{key: request[key] for key in iso8583.RESPONSE_ECHO_FIELDS if key in request}}
 
 
 class IsoHost:
@@ -148,8 +167,9 @@ class IsoHost:
             deferred: list[tuple[int, dict[str, str], bytes]] = []
             deferred_terminals: set[str] = set()  # a terminal's requests keep their order
             for index, request, raw in work:
-                if request["41"] in deferred_terminals:
+                if request["41"] in deferred_terminals or not select_flow(request).batched:
                     deferred.append((index, request, raw))
+                    deferred_terminals.add(request["41"])
                     continue
                 batch.begin_request()
                 try:
@@ -187,6 +207,7 @@ class IsoHost:
         per-request path's lock order: terminal state, card state, accounts). Only a
         speed-up: whatever is not loaded here is loaded row by row when asked for."""
         registry, vault = batch.view.registry, self.app.vault
+        requests = [r for r in requests if select_flow(r).batched]  # the others run after the flush
         terminals = {r["41"]: registry.get_terminal(r["41"]) for r in requests}
         batch.lock_terminal_states(tid for tid, terminal in terminals.items() if terminal is not None)
         cards: set[str] = set()
@@ -248,7 +269,7 @@ class IsoHost:
             log.info("unanswerable message: %s", error)
             return None
         try:
-            mti = iso8583.response_mti(routing.mti)
+            mti = ADMINISTRATIVE_RESPONSE_MTI.get(routing.mti) or iso8583.response_mti(routing.mti)
         except iso8583.MessageError:
             return None
         log.info("format error from %s stan %s: %s", routing.terminal_id, routing.stan, error)
@@ -261,12 +282,11 @@ class IsoHost:
         return self._system_malfunction(request, raw)
 
     def _system_malfunction(self, request: dict[str, str], raw: bytes) -> bytes:
-        return iso8583.encode_message({**iso8583.response_echo(request),
-                                       "39": response_code(Result.SYSTEM_MALFUNCTION)})
+        return iso8583.encode_message({**response_echo(request), "39": response_code(Result.SYSTEM_MALFUNCTION)})
 
     def _respond(self, ctx: AuthContext, flow: Flow) -> dict[str, str]:
         result = ctx.result or Result.SYSTEM_MALFUNCTION
-        response = {**iso8583.response_echo(ctx.request), "39": response_code(result)}
+        response = {**response_echo(ctx.request), "39": response_code(result)}
         if flow.kind is not None and ctx.terminal_state is not None:
             rrn, approval = self._journal(ctx, flow.kind, result)
             response["37"] = rrn
@@ -282,6 +302,8 @@ class IsoHost:
     def _journal(self, ctx: AuthContext, kind: str, result: Result) -> tuple[str, str | None]:
         approved = result is Result.APPROVED
         approval = f"{secrets.randbelow(1_000_000):06d}" if approved else None
+        # A wallet payment waiting for its buyer is pending until a 0600 or 0400 settles it.
+        status = "approved" if approved else "pending" if result is Result.REQUEST_IN_PROGRESS else "declined"
         state = ctx.terminal_state
         transaction_id = ctx.uow.host.add_transaction(
             terminal_id=ctx.terminal_id, merchant_id=ctx.merchant.merchant_id if ctx.merchant else "",
@@ -289,9 +311,9 @@ class IsoHost:
             kind=kind, stan=ctx.stan, transmission_dt=ctx.transmission_dt, amount_minor=ctx.amount_minor,
             currency=ctx.currency_alpha or "", fee_minor=ctx.fee_minor if approved else 0,
             card_id=ctx.card.card_id if ctx.card else None,
-            pan_masked=mask_pan(ctx.pan) if ctx.pan else None, entry_mode=ctx.request.get("22"),
-            response_code=response_code(result), approval_code=approval,
-            status="approved" if approved else "declined",
+            pan_masked=ctx.account_masked or (mask_pan(ctx.pan) if ctx.pan else None),
+            entry_mode=ctx.request.get("22"), response_code=response_code(result), approval_code=approval,
+            status=status,
             original_id=ctx.original.id if ctx.original else None,
             transfer_ref=posting.transfer_ref(ctx), created_at=ctx.now,
         )

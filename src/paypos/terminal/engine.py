@@ -6,18 +6,24 @@ answer is recorded. A missing answer queues a reversal (0400) that is re-sent
 until the host answers; an unreachable host lets a chip card under the floor
 limit approve offline (TC), stored and forwarded later as a 0220 advice. On
 start, any row still ``sending`` (the terminal died mid-request) is reversed.
+
+Wallet payments (the buyer's payment code, the merchant's collection code) take the
+same path; while the buyer decides, the row is ``pending`` and the engine asks the
+host (0600) until it is paid or refused, cancelling (0400) at its timeout.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from paypos import limits
 from paypos.protocol import emv, iso8583
-from paypos.protocol.card import mask_pan
+from paypos.protocol.card import luhn_valid, mask_pan
 from paypos.protocol.dukpt import (
     KsnExhausted,
     WorkingKeys,
@@ -36,14 +42,43 @@ from paypos.terminal.risk import Decision, RiskInputError, TerminalLimits, decid
 from paypos.terminal.store import JournalEntry, TerminalConfig, TerminalStore
 
 RESPONSE_TEXT = {
-    "00": "APPROVED", "05": "DO NOT HONOUR", "12": "INVALID TRANSACTION", "13": "INVALID AMOUNT",
-    "14": "INVALID CARD NUMBER", "21": "NO ACTION TAKEN", "30": "FORMAT ERROR", "51": "INSUFFICIENT FUNDS",
+    "00": "APPROVED", "05": "DO NOT HONOUR", "09": "WAITING FOR THE BUYER", "12": "INVALID TRANSACTION",
+    "13": "INVALID AMOUNT", "14": "INVALID CARD NUMBER", "21": "NO ACTION TAKEN", "25": "RECORD NOT FOUND",
+    "30": "FORMAT ERROR", "51": "INSUFFICIENT FUNDS",
     "54": "EXPIRED CARD", "55": "INCORRECT PIN", "57": "NOT PERMITTED TO CARDHOLDER",
     "58": "NOT PERMITTED TO TERMINAL", "62": "RESTRICTED CARD", "63": "SECURITY VIOLATION",
     "65": "PIN REQUIRED", "75": "PIN TRIES EXCEEDED", "91": "HOST UNAVAILABLE", "94": "DUPLICATE",
     "95": "RECONCILE ERROR", "96": "SYSTEM MALFUNCTION",
 }
 ENTRY_CODES = {"chip": "05", "contactless": "07", "swipe": "02", "manual": "01"}
+
+# Wallet payments (docs/iso8583.md §5.8): 0200 with field 22 = 032; the journal's entry
+# column says which side showed the code. These limits belong in paypos.limits once that
+# file is free to edit.
+WALLET_ENTRIES = {"paycode": "buyer's payment code", "qr": "merchant's collection code"}
+WALLET_ENTRY_MODE = "032"  # bar code (ISO 8583:1987 field 22 positions 1-2 = 03), no PIN
+WALLET_POLL_INTERVAL_S = 1.5  # 0600 status requests while the buyer decides
+WALLET_PAY_TIMEOUT_S_DEFAULT = 60.0  # the buyer confirms a payment-code charge above their limit
+WALLET_QR_TIMEOUT_S_DEFAULT = 300.0  # the wallet's own trade timeout (limits.wallet_trade_timeout_s)
+WALLET_TIMEOUT_S_MAX = 900.0
+WALLET_SETTLE_STATUS_MAX = 100  # pending wallet payments resolved before an end of day
+PAYMENT_CODE_DIGITS = 18
+# Field 44 of a wallet answer, in the cashier's words.
+WALLET_DETAIL_TEXT = {
+    "PAYCODEEXPIRED": "PAYMENT CODE EXPIRED — ask the buyer to refresh the code",
+    "PAYCODEREUSED": "PAYMENT CODE ALREADY USED — ask the buyer for a new code",
+    "PAYCODEUNKNOWN": "PAYMENT CODE UNKNOWN — not a code of this wallet",
+    "PAYCODEINVALID": "NOT A PAYMENT CODE — rescan it",
+    "BALANCENOTENOUGH": "BUYER'S BALANCE TOO LOW",
+    "CURRENCYMISMATCH": "BUYER'S WALLET IS IN ANOTHER CURRENCY",
+    "TRADEEXPIRED": "QR CODE EXPIRED — the buyer did not pay in time",
+    "TRADECLOSED": "PAYMENT CLOSED",
+    "TRADECANCELLED": "PAYMENT CANCELLED",
+    "TRADEREFUNDED": "PAYMENT REFUNDED",
+    "WALLETNOTENABLED": "WALLET PAYMENTS NOT ENABLED FOR THIS MERCHANT",
+}
+# 0610 codes that say nothing final about the payment: it stays pending.
+_STATUS_NOT_FINAL = frozenset({"09", "25", "30", "63", "91", "94", "96"})
 
 
 class TerminalError(RuntimeError):
@@ -351,8 +386,11 @@ class TerminalEngine:
     def void(self, journal_id: int) -> Outcome:
         """Reverse an approved transaction of the open batch (a 0400 naming it)."""
         entry = self.store.entry(journal_id)
-        if entry is None or entry.status not in ("approved",) or entry.kind not in ("purchase", "preauth", "refund"):
-            raise TerminalError(f"journal entry {journal_id} is not an approved sale, pre-auth or refund")
+        pending_wallet = entry is not None and entry.status == "pending" and entry.entry in WALLET_ENTRIES
+        if entry is None or not (entry.status == "approved" or pending_wallet) \
+                or entry.kind not in ("purchase", "preauth", "refund"):
+            raise TerminalError(f"journal entry {journal_id} is not an approved sale, pre-auth or refund, "
+                                "nor a pending wallet payment")
         self._reverse_later(journal_id, "voided by the cashier", rrn=entry.rrn)
         sent = self.drain()
         done = self.store.entry(journal_id)
@@ -386,6 +424,159 @@ class TerminalEngine:
             return Outcome(False, "", "NOT COMPLETED", amount_minor, entry.currency, journal_id=completion_id)
         return self._record(completion_id, response, keys, None, None, amount_minor)
 
+    # --- wallet payments (docs/iso8583.md §5.8) ------------------------------------
+
+    def pay_code(self, code: str, amount_minor: int) -> Outcome:
+        """The buyer's payment code, scanned: 0200 with field 22 = 032 and the code in field 2.
+        00 paid; 09 waits for the buyer's confirmation (then `await_wallet`)."""
+        if not isinstance(code, str) or len(code) != PAYMENT_CODE_DIGITS or not luhn_valid(code):
+            raise TerminalError(f"payment code: must be {PAYMENT_CODE_DIGITS} digits with a valid check digit "
+                                "(rescan it)")
+        return self._wallet_request(amount_minor, {"2": code}, mask_pan(code), "paycode")
+
+    def collect_qr(self, amount_minor: int) -> Outcome:
+        """Ask the host for a collection code (0200, 22 = 032, no field 2): 09 with the EMVCo
+        payload (``extra["qr_payload"]``) to show the buyer; then `await_wallet`."""
+        return self._wallet_request(amount_minor, {}, "QR", "qr")
+
+    def _wallet_request(self, amount_minor: int, fields: dict[str, str], shown: str, entry: str) -> Outcome:
+        if type(amount_minor) is not int or amount_minor <= 0:
+            raise TerminalError("amount must be a positive integer of minor units")
+        fields = {"3": "000000", "4": iso8583.format_amount(amount_minor), "22": WALLET_ENTRY_MODE, **fields}
+        with self.store.transaction() as db:
+            stan, dt = self._identity(db)
+            raw, keys = self._build(db, self._base_fields("0200", stan, dt) | fields)
+            journal_id = self.store.add_entry(
+                db, self._now(), kind="purchase", mti="0200", stan=stan, transmission_dt=dt,
+                processing_code="000000", amount_minor=amount_minor, currency=self.config.currency, card_id=None,
+                pan_masked=shown, entry=entry, cvm=None, aid=None, batch_no=self.store.batch_no(), status="sending",
+            )
+        try:
+            response = self.link.exchange(raw)
+        except HostUnreachable:  # nothing was sent: no offline approval for a wallet
+            with self.store.transaction() as db:
+                self.store.update_entry(db, journal_id, self._now(), status="declined", response_code="91",
+                                        note="host unavailable")
+            return Outcome(False, "91", "HOST UNAVAILABLE", amount_minor, self.config.currency, journal_id=journal_id)
+        except NoAnswer as error:
+            self._reverse_later(journal_id, f"no answer: {error}")
+            self.drain()
+            return Outcome(False, "", "NOT COMPLETED — no answer from the host; the payment is being cancelled",
+                           amount_minor, self.config.currency, journal_id=journal_id)
+        return self._record_wallet(journal_id, response, keys, amount_minor)
+
+    def _record_wallet(self, journal_id: int, response: dict[str, str], keys: WorkingKeys | None,
+                       amount_minor: int) -> Outcome:
+        code39 = response.get("39", "96")
+        if code39 in ("00", "09") and not self._check_response_mac(response, keys):
+            # An unsigned payload could send the buyer's money elsewhere: never show it.
+            self._reverse_later(journal_id, "response MAC does not verify", rrn=response.get("37"))
+            self.drain()
+            return Outcome(False, code39, "NOT COMPLETED — response MAC does not verify", amount_minor,
+                           self.config.currency, rrn=response.get("37"), journal_id=journal_id)
+        status = {"00": "approved", "09": "pending"}.get(code39, "declined")
+        with self.store.transaction() as db:
+            self.store.update_entry(db, journal_id, self._now(), status=status, response_code=code39,
+                                    approval_code=response.get("38"), rrn=response.get("37"),
+                                    note=response.get("44", ""))
+        outcome = self._wallet_outcome(journal_id, response)
+        if "63" in response and status == "pending":
+            outcome.extra["qr_payload"] = response["63"]
+        return outcome
+
+    def _wallet_outcome(self, journal_id: int, response: dict[str, str] | None = None) -> Outcome:
+        entry = self.store.entry(journal_id)
+        if entry is None:
+            raise TerminalError(f"no journal entry {journal_id}")
+        code39 = (response or {}).get("39") or entry.response_code or ""
+        detail = (response or {}).get("44") or (entry.note if entry.note.isalnum() else "")
+        if entry.status == "reversed":  # the 0410 answered the cancel; the original's code no longer applies
+            code39 = ""
+            message = f"CANCELLED — {entry.note}" if entry.note else "CANCELLED"
+        else:
+            message = WALLET_DETAIL_TEXT.get(detail) or RESPONSE_TEXT.get(code39, code39)
+        extra: dict[str, object] = {"status": entry.status, "entry": entry.entry, "account": entry.pan_masked}
+        if detail:
+            extra["wallet_detail"] = detail
+        return Outcome(entry.status == "approved", code39, message, entry.amount_minor, entry.currency,
+                       approval_code=entry.approval_code, rrn=entry.rrn, journal_id=journal_id, extra=extra)
+
+    def _wallet_entry(self, journal_id: int) -> JournalEntry:
+        entry = self.store.entry(journal_id)
+        if entry is None or entry.entry not in WALLET_ENTRIES:
+            raise TerminalError(f"journal entry {journal_id} is not a wallet payment")
+        return entry
+
+    def wallet_status(self, journal_id: int) -> Outcome:
+        """One 0600 for a pending wallet payment; the journal follows a final answer. A payment
+        that is no longer pending is reported from the journal, without asking the host."""
+        entry = self._wallet_entry(journal_id)
+        if entry.status != "pending":
+            return self._wallet_outcome(journal_id)
+        original = iso8583.OriginalData(entry.mti, entry.stan, entry.transmission_dt, "0", "0")
+        with self.store.transaction() as db:
+            stan, dt = self._identity(db)
+            raw, keys = self._build(db, self._base_fields("0600", stan, dt) | {
+                "3": entry.processing_code, "4": iso8583.format_amount(entry.amount_minor),
+                "90": iso8583.format_original_data_elements(original)})
+        try:
+            response = self.link.exchange(raw)
+        except (HostUnreachable, NoAnswer) as error:
+            outcome = self._wallet_outcome(journal_id)
+            outcome.message = f"STATUS UNKNOWN — {error}; still pending"
+            return outcome
+        code39 = response.get("39", "96")
+        trusted = self._check_response_mac(response, keys)
+        if code39 in _STATUS_NOT_FINAL or not trusted:
+            outcome = self._wallet_outcome(journal_id, {"39": "09", **({"44": response["44"]} if "44" in response
+                                                                        else {})})
+            if not trusted:
+                outcome.message = "STATUS UNKNOWN — response MAC does not verify; still pending"
+            elif code39 != "09":
+                outcome.message = f"STATUS UNKNOWN — {RESPONSE_TEXT.get(code39, code39)}; still pending"
+            return outcome
+        approved = code39 == "00"
+        with self.store.transaction() as db:
+            self.store.update_entry(db, journal_id, self._now(), status="approved" if approved else "declined",
+                                    response_code=code39, approval_code=response.get("38"),
+                                    note=response.get("44", ""))
+        return self._wallet_outcome(journal_id, response)
+
+    def await_wallet(self, journal_id: int, timeout_s: float, *, reason: str = "buyer did not pay",
+                     stop: threading.Event | None = None, monotonic: Callable[[], float] = time.monotonic,
+                     interval_s: float = WALLET_POLL_INTERVAL_S) -> Outcome:
+        """Poll (0600) until the wallet payment is paid or refused; at ``timeout_s``, or when
+        ``stop`` is set (the cashier gave up), cancel it (0400) — a payment the buyer makes
+        after that is refunded by the wallet."""
+        if not 0 < timeout_s <= WALLET_TIMEOUT_S_MAX:
+            raise TerminalError(f"timeout must be between 0 and {WALLET_TIMEOUT_S_MAX:.0f} seconds")
+        stop = stop or threading.Event()
+        deadline = monotonic() + timeout_s
+        outcome = self._wallet_outcome(journal_id)
+        while outcome.extra.get("status") == "pending":
+            left = deadline - monotonic()
+            if left <= 0:
+                return self.cancel_wallet(journal_id, reason)
+            if stop.wait(min(interval_s, left)):
+                return self.cancel_wallet(journal_id, "by the cashier")
+            outcome = self.wallet_status(journal_id)
+        return outcome
+
+    def cancel_wallet(self, journal_id: int, reason: str) -> Outcome:
+        """0400 for a pending (or paid) wallet payment: the wallet closes or refunds it."""
+        entry = self._wallet_entry(journal_id)
+        if entry.status not in ("pending", "approved"):
+            return self._wallet_outcome(journal_id)
+        self._reverse_later(journal_id, reason, rrn=entry.rrn)
+        self.drain()
+        done = self.store.entry(journal_id)
+        if done is not None and done.status == "reversed":
+            with self.store.transaction() as db:
+                self.store.update_entry(db, journal_id, self._now(), note=reason)
+            return self._wallet_outcome(journal_id)
+        return Outcome(False, "", f"CANCEL QUEUED — {reason} (host unreachable)", entry.amount_minor,
+                       entry.currency, rrn=entry.rrn, journal_id=journal_id, extra={"status": "reversal_pending"})
+
     # --- end of day ---------------------------------------------------------------
 
     def totals(self) -> dict[str, int]:
@@ -398,8 +589,13 @@ class TerminalEngine:
                 "debits_minor": sum(e.amount_minor for e in debits)}
 
     def settle(self) -> Outcome:
-        """Drain the queues, then 0500 with the batch totals; 00 closes the batch."""
+        """Drain the queues, ask after pending wallet payments, then 0500 with the batch totals;
+        00 closes the batch."""
         self.drain()
+        waiting = [e for e in self.store.journal(self.store.batch_no())
+                   if e.status == "pending" and e.entry in WALLET_ENTRIES]
+        for entry in waiting[:WALLET_SETTLE_STATUS_MAX]:
+            self.wallet_status(entry.id)
         totals = self.totals()
         with self.store.transaction() as db:
             stan, dt = self._identity(db)

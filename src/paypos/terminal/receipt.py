@@ -125,6 +125,7 @@ class EntryMode(StrEnum):
     CONTACTLESS = "CONTACTLESS"
     SWIPE = "SWIPE"
     MANUAL = "MANUAL"
+    PAYMENT_CODE = "PAYMENT CODE"  # a wallet's one-time code, masked like a PAN
 
 
 class CardholderVerification(StrEnum):

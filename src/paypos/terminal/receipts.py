@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 _KINDS = {"purchase": TransactionKind.SALE, "refund": TransactionKind.REFUND, "preauth": TransactionKind.PRE_AUTH,
           "completion": TransactionKind.COMPLETION, "balance": TransactionKind.BALANCE}
 _ENTRIES = {"chip": EntryMode.CHIP, "contactless": EntryMode.CONTACTLESS, "swipe": EntryMode.SWIPE,
-            "manual": EntryMode.MANUAL}
+            "manual": EntryMode.MANUAL, "paycode": EntryMode.PAYMENT_CODE}
+# No receipt yet for a wallet payment still waiting for its buyer, nor for a collection
+# code (the buyer's wallet shows its own receipt; there is no account to print).
+_NO_RECEIPT_ENTRIES = frozenset({"qr"})
 _CVMS = {"online_pin": CardholderVerification.PIN, "cdcvm": CardholderVerification.CDCVM,
          "no_cvm": CardholderVerification.NO_SIGNATURE, "signature": CardholderVerification.SIGNATURE}
 
@@ -35,7 +38,8 @@ def receipt_files(session: TerminalSession, outcome: Outcome) -> dict[str, Any]:
     if outcome.journal_id is None:
         return {"receipt_text": None, "receipt_pdf": None}
     entry = session.engine.store.entry(outcome.journal_id)
-    if entry is None or entry.pan_masked is None or entry.kind not in _KINDS:
+    if entry is None or entry.pan_masked is None or entry.kind not in _KINDS or entry.status == "pending" \
+            or entry.entry in _NO_RECEIPT_ENTRIES:
         return {"receipt_text": None, "receipt_pdf": None}
     config = session.engine.config
     code = outcome.response_code if outcome.response_code not in ("", "Y1") else None

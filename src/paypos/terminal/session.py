@@ -4,6 +4,7 @@ the simulated cards (with their persisted ATCs), the link to the host, receipts.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,6 +79,37 @@ class TerminalSession:
     def complete(self, journal_id: int, amount: str) -> dict[str, Any]:
         minor = self.amount(amount)
         return self._run(lambda: self.engine.complete(journal_id, minor))
+
+    # --- wallet payments: the buyer's code, or the merchant's collection code --------------
+
+    def pay_code(self, amount: str, code: str, timeout_s: float) -> dict[str, Any]:
+        """Charge a scanned payment code; above the buyer's limit, wait for their confirmation
+        and cancel at ``timeout_s`` ("buyer did not confirm")."""
+        minor = self.amount(amount)
+
+        def action() -> Outcome:
+            outcome = self.engine.pay_code(code.strip(), minor)
+            if outcome.extra.get("status") == "pending" and outcome.journal_id is not None:
+                outcome = self.engine.await_wallet(outcome.journal_id, timeout_s, reason="buyer did not confirm")
+            return outcome
+
+        return self._run(action)
+
+    def collect_qr(self, amount: str) -> dict[str, Any]:
+        """A collection code for the buyer to scan: ``qr_payload`` and ``journal_id`` when pending."""
+        minor = self.amount(amount)
+        return self._run(lambda: self.engine.collect_qr(minor))
+
+    def await_wallet(self, journal_id: int, timeout_s: float, reason: str = "buyer did not pay",
+                     stop: threading.Event | None = None) -> dict[str, Any]:
+        """Wait for the buyer (0600 polls); cancel at ``timeout_s`` or when ``stop`` is set."""
+        return self._run(lambda: self.engine.await_wallet(journal_id, timeout_s, reason=reason, stop=stop))
+
+    def wallet_status(self, journal_id: int) -> dict[str, Any]:
+        return self._run(lambda: self.engine.wallet_status(journal_id))
+
+    def cancel_wallet(self, journal_id: int, reason: str) -> dict[str, Any]:
+        return self._run(lambda: self.engine.cancel_wallet(journal_id, reason))
 
     def _with_receipt(self, outcome: Outcome) -> dict[str, Any]:
         from paypos.terminal.receipts import receipt_files

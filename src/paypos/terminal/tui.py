@@ -8,8 +8,12 @@ the home screen plus one stage:
 
   HomeScreen        sign-on status, the terminal and its limits, the menu
   AmountScreen      keypad (digits, 00, clear, backspace); minor units, shown in the currency
-  MethodScreen      insert chip, tap card or phone, swipe, key in, prepaid balance inquiry;
-                    the QR methods are shown, disabled, as "coming soon"
+  MethodScreen      insert chip, tap card or phone, swipe, key in, prepaid balance inquiry,
+                    show the merchant's collection QR (sales only); scanning the buyer's
+                    payment code is shown, disabled, as "coming soon" (use
+                    `paypos terminal pay --qr-code`)
+  QrScreen          the collection code as a text QR code and its payload, while the engine
+                    asks the host whether the buyer paid; escape cancels it
   ReaderScreen      the simulated card reader: the sandbox cards and phones for that interface
   PinScreen         the masked PIN pad — only when the engine's risk decision needs a PIN
   ProcessingScreen  while a request is with the engine
@@ -23,7 +27,8 @@ Keys (stable; the tests and the footer use them):
   home      s sale · p pre-authorization · b prepaid balance · j journal · t batch totals
             e end of day · o sign on · q quit
   amount    0-9 · backspace · delete (clear) · enter (OK) · escape (cancel)
-  method    i insert chip · t tap · s swipe · k key in · b prepaid balance · escape
+  method    i insert chip · t tap · s swipe · k key in · b prepaid balance · r show QR · escape
+  QR        escape (cancel the payment)
   reader    tab / arrows and enter, or click a card · escape
   PIN       0-9 · backspace · delete (clear) · enter (OK) · escape (cancel)
   result    enter / escape (done)
@@ -32,7 +37,7 @@ Keys (stable; the tests and the footer use them):
 
 Widget ids: ``#signon-status``, ``#terminal-info``, ``#menu-<item>``; ``#amount``,
 ``#key-<0-9|00|back|clear|ok|cancel>``; ``#method-<chip|contactless|swipe|manual|balance|
-qr-scan|qr-show>``; ``#card-<sandbox card id>``; ``#pin-display``, ``#pin-<0-9|back|clear|ok|
+qr-scan|qr-show>``; ``#qr-code``, ``#qr-payload``, ``#qr-status``, ``#qr-cancel``; ``#card-<sandbox card id>``; ``#pin-display``, ``#pin-<0-9|back|clear|ok|
 cancel>``; ``#result-status``, ``#result-detail``, ``#result-balance``, ``#receipt``,
 ``#result-done``; ``#journal-table`` (row key = journal id), ``#journal-<refund|void|complete|
 reprint|back>``; ``#totals``; ``#settle-status``, ``#settle-terminal``, ``#settle-host``,
@@ -58,7 +63,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Static
 from paypos import limits
 from paypos.domain.money import currency as iso_currency
 from paypos.domain.money import money
-from paypos.terminal.engine import RESPONSE_TEXT, Outcome, TerminalError
+from paypos.terminal.engine import RESPONSE_TEXT, WALLET_ENTRIES, WALLET_QR_TIMEOUT_S_DEFAULT, Outcome, TerminalError
 from paypos.terminal.session import PinRequiredError, TerminalSession, TerminalSessionError, open_session
 from paypos.terminal.store import JournalEntry
 
@@ -80,8 +85,8 @@ MENU = (("sale", "Sale", "s"), ("preauth", "Pre-authorization", "p"), ("balance"
         ("settle", "End of day", "e"), ("signon", "Sign on", "o"), ("quit", "Quit", "q"))
 METHODS = (("chip", "Insert chip", "i"), ("contactless", "Tap card or phone", "t"), ("swipe", "Swipe", "s"),
            ("manual", "Key in", "k"), ("balance", "Prepaid balance inquiry", "b"))
-QR_METHODS = (("qr-scan", "Scan buyer's code — coming soon"),
-              ("qr-show", "Show collection QR — coming soon"))
+QR_SHOW = ("qr-show", "Show collection QR", "r")
+QR_SCAN = ("qr-scan", "Scan buyer's code — coming soon")
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,8 @@ def card_label(card: Mapping[str, Any]) -> Text:
 def journal_actions(entry: JournalEntry, open_batch: int) -> frozenset[str]:
     """What the cashier may do with a journal entry."""
     actions = {"reprint"} if entry.pan_masked else set()
+    if entry.status == "pending" and entry.entry in WALLET_ENTRIES and entry.batch_no == open_batch:
+        actions.add("void")  # cancel a wallet payment the buyer has not paid (yet)
     if entry.status != "approved":
         return frozenset(actions)
     if entry.kind in ("purchase", "completion") and entry.rrn and entry.card_id and entry.entry:
@@ -284,12 +291,12 @@ class AmountScreen(Screen[int | None]):
 class MethodScreen(Screen[str | None]):
     """How the buyer pays. Dismisses with an entry mode, "balance", or None."""
 
-    BINDINGS = [*(Binding(key, f"choose('{name}')", label) for name, label, key in METHODS),
+    BINDINGS = [*(Binding(key, f"choose('{name}')", label) for name, label, key in (*METHODS, QR_SHOW)),
                 Binding("escape", "choose('')", "Cancel")]
 
-    def __init__(self, heading: str) -> None:
+    def __init__(self, heading: str, *, wallet: bool = True) -> None:
         super().__init__()
-        self.heading = heading
+        self.heading, self.wallet = heading, wallet  # wallet: the collection QR is offered (sales)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -298,15 +305,55 @@ class MethodScreen(Screen[str | None]):
             with Grid(classes="menu"):
                 for name, label, key in METHODS:
                     yield Key(f"{label} ({key})", id=f"method-{name}")
-                for name, label in QR_METHODS:
-                    yield Key(label, id=f"method-{name}", disabled=True)
+                yield Key(QR_SCAN[1], id=f"method-{QR_SCAN[0]}", disabled=True)
+                yield Key(f"{QR_SHOW[1]} ({QR_SHOW[2]})", id=f"method-{QR_SHOW[0]}", disabled=not self.wallet)
         yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.wallet or parameters != (QR_SHOW[0],)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_choose((event.button.id or "").removeprefix("method-"))
 
     def action_choose(self, name: str) -> None:
+        if name == QR_SHOW[0] and not self.wallet:
+            return
         self.dismiss(name or None)
+
+
+class QrScreen(Screen[None]):
+    """The merchant's collection code for the buyer to scan, drawn in text, while the engine
+    asks the host (0600) whether it is paid. Escape sets ``stop``: the engine cancels the
+    payment (0400). The app replaces this screen with the result either way."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel the payment")]
+
+    def __init__(self, heading: str, payload: str, stop: threading.Event) -> None:
+        super().__init__()
+        self.heading, self.payload, self.stop = heading, payload, stop
+
+    def compose(self) -> ComposeResult:
+        from paypos.adapters.qrimage import RenderError, render_qr_text
+
+        try:
+            drawn = render_qr_text(self.payload)
+        except (RenderError, ValueError) as error:
+            drawn = f"(cannot draw the code: {error})"
+        yield Header()
+        with VerticalScroll(classes="pane tall"):
+            yield Static(Text(self.heading), classes="heading")
+            yield Static(Text(drawn, no_wrap=True), id="qr-code")
+            yield Static(Text(self.payload), id="qr-payload")
+            yield Static("Waiting for the buyer to scan and pay… (Esc cancels)", id="qr-status")
+            yield Key("Cancel (Esc)", id="qr-cancel")
+        yield Footer()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self.stop.set()
+        self.query_one("#qr-status", Static).update("Cancelling the payment…")
 
 
 class ReaderScreen(Screen[str | None]):
@@ -607,6 +654,7 @@ class CashierApp(App[None]):
         self._engine_lock = threading.Lock()  # the engine serves one request at a time
         self.session: TerminalSession | None = None
         self.receipts: dict[int, str] = {}
+        self._qr_stop = threading.Event()  # set: a collection code being waited for is cancelled
 
     # --- plumbing: the engine runs in worker threads ---------------------------------------
 
@@ -649,6 +697,7 @@ class CashierApp(App[None]):
         self._sign_on()
 
     def on_unmount(self) -> None:
+        self._qr_stop.set()  # a buyer still being waited for: cancel, then close
         locked = self._engine_lock.acquire(timeout=SHUTDOWN_WAIT_S)
         try:
             self._stack.close()
@@ -709,11 +758,48 @@ class CashierApp(App[None]):
         def chosen(method: str | None) -> None:
             if method == "balance":
                 self._choose_card(Ticket("balance", entry="chip"), prepaid_only=True)
+            elif method == QR_SHOW[0]:
+                self._show_qr(ticket)
             elif method is not None:
                 self._choose_card(replace(ticket, entry=method))
 
         heading = f"{KIND_TITLES[ticket.kind]}  ·  {format_amount(ticket.amount_minor, self.currency_code)}"
-        self.push_screen(MethodScreen(heading + " — how does the buyer pay?"), chosen)
+        self.push_screen(MethodScreen(heading + " — how does the buyer pay?", wallet=ticket.kind == "purchase"),
+                         chosen)
+
+    # --- the collection QR: shown while the engine waits for the buyer ---------------------------
+
+    def _show_qr(self, ticket: Ticket) -> None:
+        amount = money(ticket.amount_minor, self.currency_code).to_major_str()
+        self._background("qr", lambda: self._require_session().collect_qr(amount),
+                         lambda result: self._qr_opened(ticket, result))
+
+    def _qr_opened(self, ticket: Ticket, result: dict[str, Any] | Exception) -> None:
+        if isinstance(result, Exception) or result.get("status") != "pending" or not result.get("qr_payload"):
+            self._sent(ticket, None, result)  # refused: the result screen says why
+            return
+        self._qr_stop = stop = threading.Event()
+        heading = (f"{KIND_TITLES[ticket.kind]}  ·  {format_amount(ticket.amount_minor, self.currency_code)}"
+                   " — the buyer scans this code with their wallet")
+        screen = QrScreen(heading, str(result["qr_payload"]), stop)
+        self.push_screen(screen)
+        journal_id = int(result["journal_id"])
+
+        def wait() -> None:
+            with self._engine_lock:
+                try:
+                    outcome: dict[str, Any] | Exception = self._require_session().await_wallet(
+                        journal_id, WALLET_QR_TIMEOUT_S_DEFAULT, stop=stop)
+                except (TerminalSessionError, TerminalError) as error:
+                    outcome = error
+            self.call_from_thread(self._qr_closed, ticket, screen, outcome)
+
+        self.run_worker(wait, name="qr-wait", group="engine", thread=True)
+
+    async def _qr_closed(self, ticket: Ticket, screen: QrScreen, result: dict[str, Any] | Exception) -> None:
+        if self.screen is screen:
+            await self.pop_screen()
+        self._sent(ticket, None, result)
 
     def _choose_card(self, ticket: Ticket, *, prepaid_only: bool = False) -> None:
         entry = ticket.entry or "chip"

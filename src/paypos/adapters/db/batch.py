@@ -21,9 +21,10 @@ Rules that keep it exactly as safe as one transaction per request:
 - A request whose pipeline raises (a bug) is undone from the in-memory state by
   its undo log, so the batch never writes half of it.
 - What the in-memory state cannot answer — journal reads by identity or RRN,
-  batch totals, holds to post or void — raises `NeedsDatabase`: the request is
-  undone and runs after the flush, on the plain stores, inside a savepoint of
-  the same transaction.
+  batch totals, holds to post or void, a wallet's trades — raises `NeedsDatabase`:
+  the request is undone and runs after the flush, on the plain stores, inside a
+  savepoint of the same transaction. Wallet requests (0200 with field 22 = 03x,
+  0600) go there without trying: the host knows their flow needs the database.
 - The database's unique keys stay the last line: a twin on another process, or
   a transfer id seen before, fails the flush, the batch rolls back, and the host
   re-runs it one request per transaction (which reads the first outcome).
@@ -293,6 +294,16 @@ class BatchView:
 
     def __init__(self, registry: SqlRegistry, host: BatchHostStore, ledger: BatchLedger) -> None:
         self.registry, self.host, self.ledger = registry, host, ledger
+
+    @property
+    def wallet(self) -> Any:
+        """A wallet's trades and ledger chains are the database's alone (the host routes wallet
+        requests past the batch; this is the safety net)."""
+        raise NeedsDatabase("the wallet's trades")
+
+    @property
+    def connection(self) -> Any:
+        raise NeedsDatabase("a savepoint of the database transaction")
 
 
 class BatchHostStore:
