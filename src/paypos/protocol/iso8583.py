@@ -174,6 +174,7 @@ RESPONSE_MTI: Final[Mapping[str, str]] = MappingProxyType(
         "0400": "0410",
         "0420": "0430",
         "0500": "0510",
+        "0600": "0610",  # administrative: the status of a wallet payment (docs/iso8583.md §5.8)
         "0800": "0810",
     }
 )
@@ -188,10 +189,12 @@ RESPONSE_CODES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "00": "approved",
         "05": "do not honour",
+        "09": "request in progress",  # a wallet payment waiting for its buyer
         "12": "invalid transaction",
         "13": "invalid amount",
         "14": "invalid card number",
         "21": "no action taken",
+        "25": "unable to locate record",  # 0600 naming nothing of this terminal
         "30": "format error",
         "51": "insufficient funds",
         "54": "expired card",

@@ -75,8 +75,6 @@ FLOWS: dict[tuple[str, str], Flow] = {
 WALLET_SALE = _flow("purchase", [p.ValidateFinancial(needs_card=False), p.RefuseReversedOriginal(),
                                  w.ValidateWalletPayment(), w.WalletPay()], batched=False)
 UNSUPPORTED = _flow(None, [p.RefuseUnsupported()])
-# ISO 8583:1987 administrative request/response, which profile v1's RESPONSE_MTI lacks.
-ADMINISTRATIVE_RESPONSE_MTI = {"0600": "0610"}
 
 
 def select_flow(request: dict[str, str]) -> Flow:
@@ -89,11 +87,7 @@ def select_flow(request: dict[str, str]) -> Flow:
 
 
 def response_echo(request: dict[str, str]) -> dict[str, str]:
-    """`iso8583.response_echo`, and 0600 → 0610 with the same echoed fields."""
-    mti = ADMINISTRATIVE_RESPONSE_MTI.get(request.get("t", ""))
-    if mti is None:
-        return iso8583.response_echo(request)
-    return {"t": mti, **{key: request[key] for key in iso8583.RESPONSE_ECHO_FIELDS if key in request}}
+    return iso8583.response_echo(request)
 
 
 class IsoHost:
@@ -269,7 +263,7 @@ class IsoHost:
             log.info("unanswerable message: %s", error)
             return None
         try:
-            mti = ADMINISTRATIVE_RESPONSE_MTI.get(routing.mti) or iso8583.response_mti(routing.mti)
+            mti = iso8583.response_mti(routing.mti)
         except iso8583.MessageError:
             return None
         log.info("format error from %s stan %s: %s", routing.terminal_id, routing.stan, error)

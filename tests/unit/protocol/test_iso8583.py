@@ -849,7 +849,7 @@ def test_business_fields_drop_only_the_security_envelope():
 
 def test_response_codes_cover_the_profile_table():
     assert list(RESPONSE_CODES) == [
-        "00", "05", "12", "13", "14", "21", "30", "51", "54", "55", "57", "58", "62", "63",
+        "00", "05", "09", "12", "13", "14", "21", "25", "30", "51", "54", "55", "57", "58", "62", "63",
         "65", "75", "91", "94", "95", "96",
     ]  # fmt: skip
 
