@@ -276,3 +276,14 @@ def test_the_sweeper_closes_unpaid_trades_past_their_timeout_and_notifies(seeded
         fresh = uow.wallet.trade_by_out_trade_no(CAFE_APP, "fresh")
         events = [n.event for n in uow.wallet.notifications_of(late.trade_no)]
     assert (late.state, fresh.state, events) == ("TRADE_CLOSED", "WAIT_BUYER_PAY", ["TRADE_CLOSED"])
+
+
+def test_the_buyer_gets_one_sms_per_payment_and_refund(seeded: App) -> None:
+    created = gateway(seeded, wallet.precreate, {"out_trade_no": "sms", "total_amount": "9.90", "subject": "x"})
+    run(seeded, wallet.scan, created["qr_code"], LIN)
+    gateway(seeded, wallet.refund, {"out_trade_no": "sms", "refund_amount": "1.00", "out_request_no": "a"})
+    gateway(seeded, wallet.refund, {"out_trade_no": "sms", "refund_amount": "1.00", "out_request_no": "a"})  # replay
+    with seeded.uow(write=False) as uow:
+        notices = uow.host.notifications(f"wallet:{LIN}")
+    assert [n["recipient"] for n in notices] == ["13800000001", "13800000001"]
+    assert "CNY 9.90 paid to Harbour Café" in notices[0]["text"] and "CNY 1.00 refunded by" in notices[1]["text"]

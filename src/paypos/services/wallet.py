@@ -29,7 +29,7 @@ from paypos.adapters.db.uow import UnitOfWork
 from paypos.adapters.vault import Vault
 from paypos.domain import creditpay
 from paypos.domain.ledger import AccountFlags, Balances, TransferRequest, TransferResult
-from paypos.domain.money import MoneyError
+from paypos.domain.money import MoneyError, money
 from paypos.domain.money import currency as currency_of
 from paypos.domain.wallet import (
     TRADE_CLOSED,
@@ -534,7 +534,20 @@ def _settle_payment(uow: UnitOfWork, vault: Vault, now: datetime, trade: Trade, 
                           fee_minor=fee + subsidy, awaiting_confirmation=False, paid_at=now)
     uow.wallet.update_trade(trade)
     _notify(uow, vault, now, trade, TRADE_SUCCESS)
+    _tell_buyer(uow, now, user, trade, trade.total_amount_minor, "paid", f"wallet:{trade.trade_no}:paid")
     return trade
+
+
+def _tell_buyer(uow: UnitOfWork, now: datetime, user: WalletUser, trade: Trade, amount_minor: int, what: str,
+                reference: str) -> None:
+    """The wallet's SMS to the buyer's phone, in the sandbox outbox (`paypos sandbox notifications
+    --card wallet:<user id>`), once per payment or refund."""
+    merchant = uow.registry.get_merchant(trade.merchant_id)
+    amount = money(amount_minor, trade.currency)
+    text = (f"[paypos sandbox wallet] {amount} {what} {'to' if what == 'paid' else 'by'} "
+            f"{merchant.name if merchant else trade.merchant_id}, trade {trade.trade_no}, "
+            f"{now.strftime('%Y-%m-%d %H:%M')} UTC.")
+    uow.host.add_notification(f"wallet:{user.user_id}", "sms", user.phone, text[:320], reference, now)
 
 
 def _refund(uow: UnitOfWork, vault: Vault, now: datetime, trade: Trade, amount: int, out_request_no: str,
@@ -563,6 +576,10 @@ def _refund(uow: UnitOfWork, vault: Vault, now: datetime, trade: Trade, amount: 
     uow.wallet.update_trade(trade)
     _notify(uow, vault, now, trade, f"refund:{_digest(out_request_no)}",
             refund_fee=refunded, out_biz_no=out_request_no)
+    buyer = uow.wallet.get_user(trade.buyer_user_id or "")
+    if buyer is not None and amount > 0:
+        _tell_buyer(uow, now, buyer, trade, amount, "refunded",
+                    f"wallet:{trade.trade_no}:refund:{_digest(out_request_no)}")
     return trade
 
 
