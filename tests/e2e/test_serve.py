@@ -115,7 +115,7 @@ def test_demo_once_initialises_the_sandbox_prints_its_tables_and_healthz_then_ex
     payments = result.stdout.split("Payments through the host")[1].split("Collection QR")[0]
     codes = [line.split("│")[5].strip() for line in payments.splitlines() if line.startswith("│")]
     assert codes == ["00", "00", "00", "00", "00", "00", "51", "55", "00", "00"], payments
-    wallet = result.stdout.split("Wallet payments")[1].split("Ledger balances")[0]
+    wallet = result.stdout.split("Wallet payments")[1].split("Buyer's credit pay")[0]
     statuses = [line.split("│")[5].strip() for line in wallet.splitlines() if line.startswith("│")]
     assert statuses == ["TRADE_SUCCESS", "TRADE_SUCCESS"], wallet  # a QR from balance, one by credit pay
     assert "Buyer's credit pay" in result.stdout
