@@ -150,3 +150,26 @@ wallet_notify_poll_interval_s = 0.5
 wallet_trade_amount_minor_max = 100_000_000_00
 # Recent trades a buyer's listing shows.
 wallet_bills_trades_max = 50
+
+# --- online payments REST API (issue 6) -------------------------------------------------
+# Largest amount one payment request may ask for (minor units): ten million in a
+# 2-exponent currency, far below the ledger's transfer_amount_minor_max.
+payment_request_amount_minor_max = 10**9
+payment_request_order_id_chars_max = 64
+payment_request_description_chars_max = 500
+payment_request_metadata_keys_max = 20
+payment_request_metadata_key_chars_max = 40
+payment_request_metadata_value_chars_max = 500
+# A payment request left unpaid expires after this long unless the merchant says otherwise,
+# and never later than the maximum.
+payment_request_expiry_s_default = 24 * 3600
+payment_request_expiry_s_max = 30 * 24 * 3600
+# Cursor pagination of GET /v1/payment_requests.
+payment_request_page_size_default = 20
+payment_request_page_size_max = 100
+api_cursor_chars_max = 256
+# Idempotency-Key: its length, how long a finished request is replayed, and after how long
+# a request still "in progress" is taken to have died (its work never committed).
+idempotency_key_chars_max = 255
+idempotency_key_ttl_s = 24 * 3600
+idempotency_in_progress_timeout_s = 60

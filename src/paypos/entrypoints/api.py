@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paypos import __version__, limits
@@ -81,10 +81,12 @@ def create_app(
     install_wallet_routes(api)
     # Imported here: these modules import Problem and authenticated_merchant from this one.
     from paypos.entrypoints.api_buyer import install_buyer_routes
+    from paypos.entrypoints.api_online import install_online_routes
     from paypos.entrypoints.api_prepaid import install_prepaid_routes
 
     install_buyer_routes(api)
     install_prepaid_routes(api)
+    install_online_routes(api)
     return api
 
 
@@ -201,8 +203,6 @@ def install_receipt_routes(api: FastAPI) -> None:
     receipt (6 random digits); a wrong or missing code is a 404, never a hint.
     """
     import html
-
-    from fastapi.responses import HTMLResponse
 
     from paypos.domain.money import money
 

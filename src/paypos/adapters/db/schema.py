@@ -478,3 +478,45 @@ prepaid_cards = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False),  # ISO 4217 alpha
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+# --- online payments REST API (issue 6) ----------------------------------------------
+
+# What a merchant asks a buyer to pay (domain/payment_request.py). The merchant's order id is
+# unique per merchant: a buyer refreshing the page can never create a second charge.
+payment_requests = sa.Table(
+    "payment_requests",
+    metadata,
+    sa.Column("id", sa.String(27), primary_key=True),  # "pr_" + 24 base32 characters
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False),
+    sa.Column("order_id", sa.String(64), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),  # ISO 4217 alpha
+    sa.Column("description", sa.String(500), nullable=False, server_default=""),
+    sa.Column("capture", sa.String(16), nullable=False),  # automatic | manual
+    sa.Column("escrow", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("metadata_json", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("merchant_id", "order_id", name="uq_payment_requests_merchant_order"),
+    sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
+    sa.Index("ix_payment_requests_merchant_created", "merchant_id", "created_at", "id"),  # cursor pages
+)
+
+# Idempotency-Key of every POST, per merchant: the row's insert is the lock (its primary key),
+# and once done it holds the first answer, replayed for limits.idempotency_key_ttl_s.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_method", sa.String(8), nullable=False),
+    sa.Column("request_path", sa.String(255), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),  # SHA-256 of the canonical body
+    sa.Column("state", sa.String(12), nullable=False),  # in_progress | done
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
