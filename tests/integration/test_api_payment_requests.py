@@ -44,7 +44,6 @@ BODY: dict[str, Any] = {"amount": 1234, "currency": "CNY", "order_id": "order-1"
 def client(app: App) -> Iterator[TestClient]:
     init_database(app, sandbox=True)
     api = create_app(app, expiry_sweep_interval_s=None, notify_interval_s=None)
-    install_online_routes(api)
     with TestClient(api) as test_client:
         yield test_client
 

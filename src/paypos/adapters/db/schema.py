@@ -520,3 +520,19 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
 )
+
+# Events of the online POS (issue 6): the transactional outbox. A service writes its state
+# change and the event in one transaction (services/events.py), so an event exists iff its
+# change committed; webhook delivery reads them in ``seq`` order.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(28), nullable=False, unique=True),  # "evt_" + 24 base32 characters
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False),
+    sa.Column("type", sa.String(48), nullable=False),  # e.g. payment_request.paid
+    sa.Column("object_id", sa.String(40), nullable=False),  # the id of the object in data
+    sa.Column("data_json", sa.Text, nullable=False),  # the object as the API shows it
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_events_merchant_seq", "merchant_id", "seq"),
+)
