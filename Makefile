@@ -26,8 +26,11 @@ install-dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(BIN)/paypos demo $(DEMO_ARGS)
 
+# Workers for pytest-xdist (0 = one process); many tests wait on subprocesses, so 3 on 2 cores.
+TEST_WORKERS ?= 3
+
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -70,11 +70,15 @@ def _pg_unavailable(reason: str) -> None:
 def postgres_url() -> Iterator[str]:
     """A migrated PostgreSQL scratch database for the whole session."""
     url = os.environ.get("PAYPOS_TEST_DATABASE_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # under pytest-xdist: gw0, gw1, ...
     created: str | None = None
     admin = make_engine(PG_ADMIN_URL)
     try:
-        if not url:
-            created = f"paypos_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        if not url or worker:
+            # Each xdist worker truncates tables between tests: it gets a database of its own,
+            # named after the scratch database .ci/run gave (dropped with it) or after the pid.
+            named = url.rsplit("/", 1)[1] if url else f"paypos_test_{os.getpid()}"
+            created = f"{named}_{worker or uuid.uuid4().hex[:6]}"
             try:
                 with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     conn.exec_driver_sql(f'CREATE DATABASE "{created}"')

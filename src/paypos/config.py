@@ -7,6 +7,9 @@
 - ``PAYPOS_DATA_KEY`` (64 hex chars): the key that card data at rest is
   encrypted under. When unset, a random key is generated once and kept in
   ``<data dir>/keys/data.key`` (mode 0600).
+- ``PAYPOS_WEBHOOK_RETRY_FIRST_DELAY_S`` (default ``limits.webhook_retry_first_delay_s``):
+  the first webhook retry's delay; each next one doubles up to the cap, over 3 days in all.
+  Tests and demos lower it to see retries in seconds; production leaves it alone.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from paypos import limits
 
 
 class ConfigError(ValueError):
@@ -29,6 +34,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".paypos"))
     database_url: str | None = None
     data_key: str | None = None
+    webhook_retry_first_delay_s: float = Field(default=limits.webhook_retry_first_delay_s, gt=0,
+                                               le=limits.webhook_retry_delay_s_max)
 
     @field_validator("data_key")
     @classmethod

@@ -173,3 +173,56 @@ api_cursor_chars_max = 256
 idempotency_key_chars_max = 255
 idempotency_key_ttl_s = 24 * 3600
 idempotency_in_progress_timeout_s = 60
+
+# --- webhooks (issue 6, docs/webhooks.md) -------------------------------------------------
+# Endpoints one merchant may register, and the longest URL one may have.
+webhook_endpoints_per_merchant_max = 16
+webhook_url_chars_max = 2048
+# How far a Paypos-Signature timestamp may be from the receiver's clock, either way.
+webhook_signature_tolerance_s = 300
+# A Paypos-Signature header longer than this, or with more v1= signatures, is refused unread.
+webhook_signature_header_chars_max = 1024
+webhook_signatures_per_header_max = 4
+# After a secret rotation the previous secret still signs (a second v1=) for this long.
+webhook_secret_rotation_grace_s = 24 * 3600
+# Retry schedule: the first retry after this long, each next one ``factor`` times later, no
+# delay above the cap; retries stop (the delivery is "failed") once they span this long.
+# PAYPOS_WEBHOOK_RETRY_FIRST_DELAY_S lowers the first step for tests and demos only.
+webhook_retry_first_delay_s = 60.0
+webhook_retry_factor = 2.0
+webhook_retry_delay_s_max = 6 * 3600.0
+webhook_retry_span_s = 3 * 24 * 3600.0
+# Bound on the number of retries any schedule may have (a guard against a degenerate one).
+webhook_retries_max = 64
+# One POST: the timeout for each of connect, send and read; the answer bytes kept.
+webhook_timeout_s = 10.0
+webhook_response_bytes_max = 1024
+# Deliveries claimed per pass of the delivery loop, and the pause when there was less.
+webhook_batch_max = 50
+webhook_poll_interval_s = 0.5
+# An attempt's error excerpt and a delivery's last error (String(256) columns).
+webhook_error_chars_max = 256
+# GET /v1/events pages.
+webhook_event_page_size_default = 20
+webhook_event_page_size_max = 100
+# `paypos webhooks listen`: the pause between polls, and the pages of new events read per poll.
+webhook_listen_poll_interval_s = 1.0
+webhook_listen_pages_max = 10
+
+# --- online payments: card not present and hosted checkout (issue 6) --------------------
+# A card-not-present payment at or above this amount (minor units, any currency: CNY 500.00)
+# needs the cardholder's one-time code (3-D Secure style challenge).
+checkout_challenge_threshold_minor = 50_000
+# The one-time code: its digits, how long it is valid, and wrong entries before the attempt fails.
+checkout_otp_digits = 6
+checkout_otp_ttl_s = 300
+checkout_otp_tries_max = 3
+# Cursor pagination of GET /v1/payments and GET /v1/refunds.
+payments_page_size_default = 20
+payments_page_size_max = 100
+# A refund's reason as the merchant writes it.
+refund_reason_chars_max = 200
+# The cardholder's name on the checkout form (never stored).
+checkout_cardholder_name_chars_max = 64
+# How often the hosted checkout page polls /pay/{id}/status (a wallet payment).
+checkout_status_poll_ms = 2_000

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -66,3 +66,12 @@ def running_host(command: Sequence[str], data_dir: Path, log_path: Path,
             log.seek(0)
             output = log.read()
     assert "Traceback" not in output, output[-4000:]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float, poll_s: float = 0.05) -> None:
+    """Until ``condition()`` holds; fail the test naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(poll_s)

@@ -30,6 +30,7 @@ from paypos.networks.sandbox.wallet_keys import APP_KEYS, WALLET_PUBLIC_KEY
 from paypos.protocol import alipay as wire
 from paypos.protocol import qr
 from paypos.services import wallet
+from tests.e2e import hostproc
 from tests.e2e.hostproc import running_host
 
 if TYPE_CHECKING:
@@ -147,11 +148,7 @@ def payment_code(buyer: App) -> str:
 
 
 def wait_for(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + NOTICES_TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    hostproc.wait_for(condition, what, NOTICES_TIMEOUT_S, poll_s=0.1)
 
 
 def test_python_alipay_sdk_runs_the_whole_trade_cycle_against_the_real_server(

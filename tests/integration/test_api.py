@@ -108,7 +108,7 @@ def test_accounts_with_the_cafe_key_lists_only_the_cafe_accounts(client: TestCli
     assert body["object"] == "list" and body["has_more"] is False
     owners = {row["owner"] for row in body["data"]}
     assert owners == {f"merchant:{CAFE}"}
-    assert {row["code"] for row in body["data"]} == {"merchant_pending", "merchant_available"}
+    assert {row["code"] for row in body["data"]} == {"merchant_pending", "merchant_escrow", "merchant_available"}
     for row in body["data"]:
         assert BALANCE_KEYS <= row.keys()
         assert row["object"] == "account"

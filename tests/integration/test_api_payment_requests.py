@@ -6,7 +6,6 @@ progress, and concurrent duplicates make exactly one payment request."""
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -16,25 +15,16 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from httpx import Response
 
-with warnings.catch_warnings():
-    from starlette.exceptions import StarletteDeprecationWarning
-
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from fastapi.testclient import TestClient
-
 from paypos import limits
 from paypos.adapters.db.online import IdempotencyRecord, SqlOnlineStore
 from paypos.adapters.db.schema import idempotency_keys, payment_requests
-from paypos.bootstrap import App, init_database
-from paypos.entrypoints.api import PROBLEM_BASE, create_app
+from paypos.bootstrap import App
+from paypos.entrypoints.api import PROBLEM_BASE
 from paypos.entrypoints.api_online import CreatePaymentRequest, install_online_routes
-from paypos.networks.sandbox import catalog
 from paypos.services import idempotency
 from tests.conftest import FakeClock
+from tests.integration.online_api import CAFE, CAFE_AUTH, SHOP_AUTH, TestClient, sandbox_client
 
-CAFE = catalog.CAFE.merchant_id
-CAFE_AUTH = {"Authorization": f"Bearer {catalog.merchant_api_key(CAFE)[1]}"}
-SHOP_AUTH = {"Authorization": f"Bearer {catalog.merchant_api_key(catalog.SHOP.merchant_id)[1]}"}
 PATH = "/v1/payment_requests"
 BODY: dict[str, Any] = {"amount": 1234, "currency": "CNY", "order_id": "order-1", "description": "2 coffees",
                         "metadata": {"table": "7"}}
@@ -42,9 +32,7 @@ BODY: dict[str, Any] = {"amount": 1234, "currency": "CNY", "order_id": "order-1"
 
 @pytest.fixture
 def client(app: App) -> Iterator[TestClient]:
-    init_database(app, sandbox=True)
-    api = create_app(app, expiry_sweep_interval_s=None, notify_interval_s=None)
-    with TestClient(api) as test_client:
+    with sandbox_client(app) as test_client:
         yield test_client
 
 

@@ -26,7 +26,9 @@ from paypos.bootstrap import App
 from paypos.entrypoints.api_wallet import install_wallet_routes
 from paypos.services import ledger as ledger_service
 from paypos.services import wallet as wallet_service
+from paypos.domain.webhook import RetrySchedule
 from paypos.services.notifier import run_notifier
+from paypos.services.webhooks import run_deliveries
 from paypos.services.sandbox import merchant_owner
 
 log = logging.getLogger("paypos.api")
@@ -52,9 +54,10 @@ def create_app(
     *,
     expiry_sweep_interval_s: float | None = limits.pending_expiry_sweep_interval_s,
     notify_interval_s: float | None = limits.wallet_notify_poll_interval_s,
+    webhook_interval_s: float | None = limits.webhook_poll_interval_s,
 ) -> FastAPI:
-    """The API; its lifespan runs the hold-expiry sweeper and the wallet's notifier
-    (``None`` turns either off, as tests that drive them by hand do)."""
+    """The API; its lifespan runs the hold-expiry sweeper, the wallet's notifier and the
+    webhook delivery loop (``None`` turns any off, as tests that drive them by hand do)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +66,9 @@ def create_app(
             tasks.append(asyncio.create_task(_sweep_expired_holds(app, expiry_sweep_interval_s)))
         if notify_interval_s:
             tasks.append(asyncio.create_task(run_notifier(app, notify_interval_s)))
+        if webhook_interval_s:
+            schedule = RetrySchedule(first_delay_s=app.settings.webhook_retry_first_delay_s)
+            tasks.append(asyncio.create_task(run_deliveries(app, webhook_interval_s, schedule)))
         try:
             yield
         finally:
@@ -83,10 +89,12 @@ def create_app(
     from paypos.entrypoints.api_buyer import install_buyer_routes
     from paypos.entrypoints.api_online import install_online_routes
     from paypos.entrypoints.api_prepaid import install_prepaid_routes
+    from paypos.entrypoints.api_webhooks import install_webhook_routes
 
     install_buyer_routes(api)
     install_prepaid_routes(api)
     install_online_routes(api)
+    install_webhook_routes(api)
     return api
 
 

@@ -1,11 +1,13 @@
-"""REST API v1 for online payments (issue 6, docs/api.md): payment requests.
+"""REST API v1 for online payments (issue 6, docs/api.md): payment requests, capture,
+payments (attempts), refunds, balances.
 
 A merchant's secret API key (Bearer) sees only its own requests: another merchant's id is
 a 404, exactly like one that does not exist. Amounts are integers of minor units beside an
 ISO 4217 alpha currency. Every POST takes an ``Idempotency-Key`` header
 (services/idempotency.py): a retry with the same body replays the first answer, status and
 body byte for byte, marked ``Idempotent-Replayed: true``. Install with
-``install_online_routes(api)`` after ``create_app``.
+``install_online_routes(api)`` after ``create_app``; it installs the payments, refunds and
+balances routes and the hosted checkout pages (entrypoints/checkout.py) too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from paypos.adapters.db.uow import UnitOfWork
 from paypos.bootstrap import App
 from paypos.domain.payment_request import IllegalTransition, PaymentRequestError
 from paypos.entrypoints.api import PROBLEM_BASE, Problem, authenticated_merchant
+from paypos.entrypoints.checkout import install_checkout_routes
 from paypos.services import idempotency
+from paypos.services import online_payments as payments
 from paypos.services import payment_requests as service
 
 T = TypeVar("T")
@@ -114,15 +118,18 @@ def install_online_routes(api: FastAPI) -> None:
               tags=["payment requests"])
     def cancel_payment_request(request: Request, request_id: str, merchant_id: Merchant,
                                idempotency_key: IdempotencyKey = None) -> Response:
-        """Cancel an unpaid request (``requires_payment`` only; otherwise 409 naming the state)."""
+        """Cancel an unpaid request, or void the hold of a ``requires_capture`` one (otherwise 409
+        naming the state)."""
         app, base_url = _app(request), str(request.base_url)
 
         def work(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
-            return 200, service.to_json(service.cancel(uow, merchant_id, request_id, app.clock()), base_url)
+            return 200, service.to_json(payments.cancel(uow, merchant_id, request_id, now=app.clock()), base_url)
 
         return _idempotent(request, merchant_id, idempotency_key, {}, work)
 
     _install_list_route(api)
+    install_payment_routes(api)
+    install_checkout_routes(api)  # the buyer's pages behind checkout_url
 
 
 def _install_list_route(api: FastAPI) -> None:
@@ -146,8 +153,107 @@ def _install_list_route(api: FastAPI) -> None:
                 uow, merchant_id, now=app.clock(), limit=limit, cursor=cursor, status=status,
                 created_gte=created_gte, created_lte=created_lte))
         base_url = str(request.base_url)
-        return _json(200, {"object": "list", "data": [service.to_json(r, base_url) for r in page.data],
-                           "has_more": page.has_more, "next_cursor": page.next_cursor})
+        return _list([service.to_json(r, base_url) for r in page.data], page.has_more, page.next_cursor)
+
+
+class CaptureBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: StrictInt | None = Field(None, gt=0, le=limits.payment_request_amount_minor_max,
+                                     description="Minor units to capture, at most the authorized amount; "
+                                                 "default all. The rest of the hold is released.")
+
+
+class CreateRefund(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payment_request: str = Field(min_length=1, max_length=40, description="The paid payment request.")
+    amount: StrictInt | None = Field(None, gt=0, le=limits.payment_request_amount_minor_max,
+                                     description="Minor units; default what is left to refund.")
+    reason: str = Field("", max_length=limits.refund_reason_chars_max)
+
+
+PageLimit = Annotated[int, Query(ge=1, le=limits.payments_page_size_max)]
+Cursor = Annotated[str | None, Query(max_length=limits.api_cursor_chars_max,
+                                     description="next_cursor of the page before")]
+
+
+def install_payment_routes(api: FastAPI) -> None:
+    """Capture, payments (attempts), refunds and balances (docs/api.md)."""
+
+    @api.post("/v1/payment_requests/{request_id}/capture", response_model=PaymentRequestOut, responses=_PROBLEMS,
+              tags=["payment requests"])
+    def capture_payment_request(request: Request, request_id: str, merchant_id: Merchant,
+                                body: CaptureBody | None = None, idempotency_key: IdempotencyKey = None) -> Response:
+        """Capture a ``requires_capture`` request (all, or ``amount`` of the hold; the rest is released)."""
+        app, base_url, asked = _app(request), str(request.base_url), body.amount if body else None
+
+        def work(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+            captured = payments.capture(uow, merchant_id, request_id, asked, now=app.clock(), base_url=base_url)
+            return 200, service.to_json(captured, base_url)
+
+        return _idempotent(request, merchant_id, idempotency_key, {"amount": asked}, work)
+
+    @api.get("/v1/payments", tags=["payments"], responses=_PROBLEMS)
+    def list_payments(request: Request, merchant_id: Merchant, payment_request: str | None = None,
+                      limit: PageLimit = limits.payments_page_size_default, cursor: Cursor = None) -> Response:
+        """The merchant's payments (attempts), newest first; ``payment_request`` filters to one request."""
+        with _app(request).uow(write=False) as uow:
+            page = _answer(lambda: payments.list_payments(uow, merchant_id, limit=limit, cursor=cursor,
+                                                          request_id=payment_request))
+        return _list([payments.payment_json(p) for p in page.data], page.has_more, page.next_cursor)
+
+    @api.get("/v1/payments/{payment_id}", tags=["payments"], responses=_PROBLEMS)
+    def get_payment(request: Request, payment_id: str, merchant_id: Merchant) -> Response:
+        with _app(request).uow(write=False) as uow:
+            found = _answer(lambda: payments.get_payment(uow, merchant_id, payment_id))
+        return _json(200, payments.payment_json(found))
+
+    _install_refund_routes(api)
+
+
+def _install_refund_routes(api: FastAPI) -> None:
+    @api.post("/v1/refunds", status_code=201, tags=["refunds"], responses=_PROBLEMS)
+    def create_refund(request: Request, body: CreateRefund, merchant_id: Merchant,
+                      idempotency_key: IdempotencyKey = None) -> Response:
+        """Refund all or part of a paid request to its original card: several refunds may follow
+        one another, never above what was captured (422 naming ``amount``); an unpaid request is a
+        409 naming its state. A wallet payment is refunded through the wallet."""
+        app = _app(request)
+
+        def work(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
+            made = payments.refund(uow, app.vault, merchant_id, body.payment_request, body.amount, body.reason,
+                                   now=app.clock())
+            return 201, payments.refund_json(made)
+
+        return _idempotent(request, merchant_id, idempotency_key, body.model_dump(mode="json"), work)
+
+    @api.get("/v1/refunds", tags=["refunds"], responses=_PROBLEMS)
+    def list_refunds(request: Request, merchant_id: Merchant, payment_request: str | None = None,
+                     payment: str | None = None, limit: PageLimit = limits.payments_page_size_default,
+                     cursor: Cursor = None) -> Response:
+        with _app(request).uow(write=False) as uow:
+            page = _answer(lambda: payments.list_refunds(uow, merchant_id, limit=limit, cursor=cursor,
+                                                         payment_id=payment, request_id=payment_request))
+        return _list([payments.refund_json(r) for r in page.data], page.has_more, page.next_cursor)
+
+    @api.get("/v1/refunds/{refund_id}", tags=["refunds"], responses=_PROBLEMS)
+    def get_refund(request: Request, refund_id: str, merchant_id: Merchant) -> Response:
+        with _app(request).uow(write=False) as uow:
+            found = _answer(lambda: payments.get_refund(uow, merchant_id, refund_id))
+        return _json(200, payments.refund_json(found))
+
+    @api.get("/v1/balances", tags=["balances"], responses=_PROBLEMS)
+    def get_balances(request: Request, merchant_id: Merchant) -> Response:
+        """Per currency, in minor units, from the ledger: ``pending`` (captured, not yet settled),
+        ``available`` (settled), ``escrow`` (held until the goods arrive), ``authorized`` (holds)."""
+        with _app(request).uow(write=False) as uow:
+            rows = payments.balances(uow, merchant_id)
+        return _json(200, {"object": "balance", "data": rows})
+
+
+def _list(data: list[dict[str, Any]], has_more: bool, next_cursor: str | None) -> Response:
+    return _json(200, {"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor})
 
 
 def _idempotent(request: Request, merchant_id: str, key: str | None, payload: Any, work: Work) -> Response:
@@ -218,6 +324,13 @@ def _answer(call: Callable[[], T]) -> T:
     """Run a use case; its refusals become problem documents."""
     try:
         return call()
+    except payments.PaymentNotFound as error:
+        raise Problem(404, "not-found", "Not found", str(error)) from None
+    except payments.InsufficientBalance as error:
+        raise Problem(409, "insufficient-balance", "Insufficient balance", str(error), field="amount") from None
+    except payments.HoldExpired as error:
+        raise Problem(409, "authorization-expired", "Authorization expired", str(error),
+                      current_state="requires_capture") from None
     except PaymentRequestError as error:
         raise Problem(422, "validation-error", "Invalid request", str(error), field=error.field) from None
     except service.NotFound as error:

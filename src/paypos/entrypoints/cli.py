@@ -36,6 +36,7 @@ from paypos.entrypoints.terminal_cli import terminal_app
 from paypos.entrypoints.cli_qr import qr_app
 from paypos.entrypoints.cli_prepaid import prepaid_app
 from paypos.entrypoints.cli_wallet import wallet_app
+from paypos.entrypoints.cli_webhooks import webhooks_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -53,6 +54,7 @@ app.add_typer(qr_app, name="qr")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(prepaid_app, name="prepaid")
+app.add_typer(webhooks_app, name="webhooks")
 
 out = Console()
 err = Console(stderr=True)
@@ -102,7 +104,7 @@ def _print_json(data: Any) -> None:
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "masked_pan")  # a PAN reads whole
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     return table

@@ -125,7 +125,7 @@ def _show(title: str, rows: list[dict[str, Any]], columns: list[str], as_json: b
         return
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "masked_pan")  # a PAN reads whole
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     out.print(table)

@@ -11,6 +11,7 @@ flag on the cardholder's account refuses an overdraft atomically (51).
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,6 +25,7 @@ from paypos.domain.registry import CardInterface, IssuerCard
 from paypos.protocol import emv
 from paypos.domain.money import money
 from paypos.protocol.card import is_expired, mask_pan
+from paypos.protocol.cardsec import cvv2 as compute_cvv2
 from paypos.protocol.cardsec import ibm3624_pin_from_offset
 from paypos.protocol.pinblock import PinBlockError, decode_pinblock_iso_0
 
@@ -47,6 +49,13 @@ class IssuerRequest:
     pin_block: bytes | None  # clear ISO 9564 format 0 block
     terminal_cvm_limit_minor: int
     needs_cryptogram: bool = True
+    # Card not present (online checkout): the expiry (YYMM) and CVV2 the buyer typed. The CVV2
+    # lives only in memory for this one check: it is never stored or logged.
+    expiry: str | None = None
+    cvv2: str | None = None
+
+    def __repr__(self) -> str:  # never print card data, not even in a traceback
+        return f"IssuerRequest(card={self.card.card_id}, amount_minor={self.amount_minor}, currency={self.currency})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,12 @@ class IssuerDecision:
     result: Result
     reason: str
     tag_91: bytes | None = None  # issuer authentication data, for chip / contactless
+    # Which card-not-present check failed ("cvv2", "expiry"): ISO 8583 field 39 has no code of
+    # its own for them in profile v1 (Visa's private N7), so the decline is 05 and this names why.
+    failed_check: str | None = None
+    # Card not present: the issuer's risk asks for the cardholder's one-time code (3-D Secure
+    # style) whatever the amount; the sandbox asks it of cards whose behaviour is "challenge".
+    challenge_requested: bool = False
 
 
 class CardIssuer(Protocol):
@@ -79,7 +94,7 @@ class SandboxIssuer:
 
     def authorize(self, request: IssuerRequest) -> IssuerDecision:
         card = request.card
-        early = self._check_card(request)
+        early = self._check_card(request) or self._check_card_not_present(request)
         if early is not None:
             return early
         tag_91 = None
@@ -94,7 +109,9 @@ class SandboxIssuer:
         if self._needs_cvm(request):
             return self._decline(request, Result.CONTACTLESS_PIN_REQUIRED, "contactless above the CVM limit "
                                  "without PIN or CDCVM", tag_91 is not None)
-        return IssuerDecision(Result.APPROVED, f"card {card.card_id} approved", tag_91)
+        card_not_present = request.cvv2 is not None
+        return IssuerDecision(Result.APPROVED, f"card {card.card_id} approved", tag_91,
+                              challenge_requested=card_not_present and card.behavior == "challenge")
 
     # --- checks ---------------------------------------------------------------
 
@@ -111,6 +128,20 @@ class SandboxIssuer:
         chip = request.interface in (CardInterface.CHIP, CardInterface.CONTACTLESS)
         if request.needs_cryptogram and request.icc is None and chip:
             return IssuerDecision(Result.DO_NOT_HONOUR, "chip data (field 55) missing")
+        return None
+
+    def _check_card_not_present(self, request: IssuerRequest) -> IssuerDecision | None:
+        """Expiry as typed against the card's, then the CVV2 (computed with the card's CVK)."""
+        if request.cvv2 is None and request.expiry is None:
+            return None
+        card = request.card
+        if request.expiry != card.expiry:
+            return IssuerDecision(Result.DO_NOT_HONOUR, "expiry does not match the card's", failed_check="expiry")
+        sealed = self._uow.registry.card_sealed(card.card_id)
+        cvk = self._vault.open(sealed["cvk_enc"] or b"", "cvk")
+        expected = compute_cvv2(cvk, request.pan, card.expiry)
+        if request.cvv2 is None or not hmac.compare_digest(expected, request.cvv2):
+            return IssuerDecision(Result.DO_NOT_HONOUR, "CVV2 does not verify", failed_check="cvv2")
         return None
 
     def _check_cryptogram(self, request: IssuerRequest) -> bytes | IssuerDecision:
@@ -192,6 +223,12 @@ def _cdcvm_performed(icc: Mapping[str, bytes]) -> bool:
         return False
 
 
+def cardholder_phone(card: IssuerCard, currency_alpha: str) -> str:
+    """The cardholder's sandbox TEST number: +86 138 0000 <last 4> for CNY, +1 415 555 <last 4> else."""
+    last4 = card.pan_last4
+    return f"+86 138 0000 {last4}" if currency_alpha == "CNY" else f"+1 415 555 {last4}"
+
+
 def cardholder_notice(
     card: IssuerCard, pan: str, merchant: str, amount_minor: int, currency_alpha: str, refund: bool,
     reference: str, now: datetime,
@@ -201,8 +238,7 @@ def cardholder_notice(
     Recipients are sandbox TEST numbers derived from the card: +86 138 0000 <last 4> for
     CNY cards, +1 415 555 <last 4> otherwise.
     """
-    last4 = card.pan_last4
-    phone = f"+86 138 0000 {last4}" if currency_alpha == "CNY" else f"+1 415 555 {last4}"
+    phone = cardholder_phone(card, currency_alpha)
     amount = money(amount_minor, currency_alpha)
     what = "refunded by" if refund else "spent at"
     text = (f"[paypos sandbox bank] Card {mask_pan(pan) if pan else card.masked_pan}: {amount} {what} {merchant} "

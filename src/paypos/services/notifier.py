@@ -19,19 +19,16 @@ recognises a repeat by its ``notify_id`` (the same signed form every time).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-import httpx
-import sqlalchemy as sa
-
 from paypos import limits
+from paypos.adapters.outbound_http import post_bounded
 from paypos.bootstrap import App
 from paypos.domain.wallet import Notification
 from paypos.protocol import alipay
+from paypos.services.background import run_batches
 
 log = logging.getLogger("paypos.wallet.notifier")
 
@@ -50,18 +47,10 @@ def post_form(url: str, form: Mapping[str, str]) -> tuple[int, str]:
     does; returns (HTTP status, the answer's first ``ANSWER_BYTES_MAX`` bytes as text).
     Redirects are not followed (an answer, not ``success``); proxies from the environment
     are not used (a sandbox notifier posts straight to the merchant)."""
-    timeout = limits.wallet_notify_timeout_s
-    deadline = time.monotonic() + LEASE_S_PER_NOTICE
     content = alipay.encode_form(form).encode("utf-8")
     headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-        with client.stream("POST", url, content=content, headers=headers) as response:
-            received = bytearray()
-            for chunk in response.iter_bytes():
-                received += chunk
-                if len(received) >= ANSWER_BYTES_MAX or time.monotonic() > deadline:
-                    break
-            return response.status_code, bytes(received[:ANSWER_BYTES_MAX]).decode("utf-8", "replace")
+    return post_bounded(url, content, headers, timeout_s=limits.wallet_notify_timeout_s,
+                        answer_bytes_max=ANSWER_BYTES_MAX)
 
 
 def deliver_due(app: App, post: Post = post_form, now: datetime | None = None) -> int:
@@ -77,16 +66,8 @@ def deliver_due(app: App, post: Post = post_form, now: datetime | None = None) -
 
 async def run_notifier(app: App, interval_s: float, post: Post = post_form) -> None:
     """``deliver_due`` forever, off the event loop; a full batch is followed at once by the next."""
-    while True:
-        tried = 0
-        try:
-            tried = await asyncio.to_thread(deliver_due, app, post)
-        except sa.exc.OperationalError as error:  # the database is away; try again later
-            log.warning("wallet notifier: database unavailable: %s", str(error).splitlines()[0])
-        except Exception:  # keep notifying; the next pass retries
-            log.exception("delivering wallet notifications failed")
-        if tried < limits.wallet_notify_batch_max:
-            await asyncio.sleep(interval_s)
+    await run_batches(lambda: deliver_due(app, post), batch_max=limits.wallet_notify_batch_max,
+                      interval_s=interval_s, what="delivering wallet notifications", log=log)
 
 
 def _claim(app: App, now: datetime) -> list[Notification]:

@@ -15,10 +15,10 @@ import base64
 import binascii
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
@@ -27,6 +27,9 @@ from paypos.adapters.db.online import SqlOnlineStore
 from paypos.adapters.db.uow import UnitOfWork
 from paypos.domain import payment_request as pr
 from paypos.domain.payment_request import Event, PaymentRequest, PaymentRequestError, Status
+
+
+Row = TypeVar("Row")
 
 
 class NotFound(LookupError):
@@ -44,8 +47,8 @@ class OrderConflict(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    data: list[PaymentRequest]
+class Page(Generic[Row]):
+    data: list[Row]
     has_more: bool
     next_cursor: str | None
 
@@ -88,14 +91,14 @@ def create(
             return request, True
     if not pr.same_terms(existing.terms, terms, expiry_given=expires_at is not None):
         raise OrderConflict(terms.order_id, existing.id)
-    return _as_of(existing, now), False
+    return as_of(existing, now), False
 
 
 def get(uow: UnitOfWork, merchant_id: str, request_id: str, now: datetime) -> PaymentRequest:
     found = SqlOnlineStore(uow.connection).get_payment_request(merchant_id, request_id)
     if found is None:
         raise NotFound(request_id)
-    return _as_of(found, now)
+    return as_of(found, now)
 
 
 def list_requests(
@@ -108,7 +111,7 @@ def list_requests(
     status: str | None = None,
     created_gte: datetime | None = None,
     created_lte: datetime | None = None,
-) -> Page:
+) -> Page[PaymentRequest]:
     """One page, newest first; ``next_cursor`` continues after its last row."""
     if type(limit) is not int or not 1 <= limit <= limits.payment_request_page_size_max:
         raise PaymentRequestError(f"limit must be from 1 to {limits.payment_request_page_size_max}", field="limit")
@@ -116,7 +119,7 @@ def list_requests(
     rows = SqlOnlineStore(uow.connection).list_payment_requests(
         merchant_id, limit=limit + 1, after=decode_cursor(cursor) if cursor else None, status=wanted,
         created_gte=created_gte, created_lte=created_lte, now=now)
-    data = [_as_of(r, now) for r in rows[:limit]]
+    data = [as_of(r, now) for r in rows[:limit]]
     has_more = len(rows) > limit
     return Page(data, has_more, encode_cursor(data[-1]) if has_more else None)
 
@@ -127,12 +130,12 @@ def cancel(uow: UnitOfWork, merchant_id: str, request_id: str, now: datetime) ->
     found = store.get_payment_request(merchant_id, request_id, lock=True)
     if found is None:
         raise NotFound(request_id)
-    after = pr.transition(_as_of(found, now).status, Event.CANCEL)
+    after = pr.transition(as_of(found, now).status, Event.CANCEL)
     store.set_payment_request_status(found.id, after, now)
     return replace(found, status=after, updated_at=now)
 
 
-def _as_of(request: PaymentRequest, now: datetime) -> PaymentRequest:
+def as_of(request: PaymentRequest, now: datetime) -> PaymentRequest:
     """An unpaid request past its expiry is expired, whether or not the sweep wrote it yet."""
     if request.status is Status.REQUIRES_PAYMENT and request.terms.expires_at <= now:
         return replace(request, status=pr.transition(request.status, Event.EXPIRE))
@@ -148,12 +151,13 @@ def _status(value: str) -> Status:
 
 # --- cursors: opaque to clients, base64url of JSON [created_at, id] -------------------------
 
-def encode_cursor(last: PaymentRequest) -> str:
+def encode_cursor(last: Any) -> str:
+    """After ``last``, any row with ``created_at`` and ``id``."""
     raw = json.dumps([last.created_at.isoformat(), last.id], separators=(",", ":")).encode("ascii")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, is_id: Callable[[str], bool] = pr.is_id) -> tuple[datetime, str]:
     bad = PaymentRequestError("cursor is not one this API returned", field="cursor")
     if len(cursor) > limits.api_cursor_chars_max:
         raise bad
@@ -163,7 +167,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at = datetime.fromisoformat(created_at_text)
     except (binascii.Error, ValueError, TypeError):
         raise bad from None
-    if created_at.tzinfo is None or not isinstance(request_id, str) or not pr.is_id(request_id):
+    if created_at.tzinfo is None or not isinstance(request_id, str) or not is_id(request_id):
         raise bad
     return created_at, request_id
 

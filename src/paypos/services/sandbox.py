@@ -74,6 +74,8 @@ def _seed_acquirer_and_merchants(uow: UnitOfWork, now: datetime, report: SeedRep
             uow.registry.add_api_key(key_id, merchant.merchant_id, "sk_test_", hash_api_secret(secret), "sandbox", now)
         owner = merchant_owner(merchant.merchant_id)
         uow.ledger.open_account(owner, owner, "merchant_pending", merchant.currency)
+        # Online payments of escrow requests, held until the goods arrive (issue 6).
+        uow.ledger.open_account(owner, owner, "merchant_escrow", merchant.currency)
         # Settled funds the merchant can be paid (or refund from): never below zero.
         uow.ledger.open_account(owner, owner, "merchant_available", merchant.currency,
                                 AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)

@@ -533,6 +533,9 @@ def _settle_payment(uow: UnitOfWork, vault: Vault, now: datetime, trade: Trade, 
                           installments=installments, fee_payer=plan.fee_payer.value if plan else trade.fee_payer,
                           fee_minor=fee + subsidy, awaiting_confirmation=False, paid_at=now)
     uow.wallet.update_trade(trade)
+    from paypos.services.checkout import wallet_trade_paid  # imports this module: imported late
+
+    wallet_trade_paid(uow, trade, now)  # a hosted checkout's trade pays its payment request
     _notify(uow, vault, now, trade, TRADE_SUCCESS)
     _tell_buyer(uow, now, user, trade, trade.total_amount_minor, "paid", f"wallet:{trade.trade_no}:paid")
     return trade

@@ -50,6 +50,23 @@ class SqlEventStore:
         return [_event(row) for row in rows]
 
 
+    def events_by_id(self, event_ids: list[str]) -> dict[str, EventRecord]:
+        """Events by id, whoever's (the webhook delivery loop serves every merchant)."""
+        rows = self._c.execute(sa.select(events).where(events.c.id.in_(event_ids)))
+        return {row.id: _event(row) for row in rows}
+
+    def list_events_newest_first(self, merchant_id: str, *, before_seq: int | None = None, limit: int = 100,
+                                 event_type: str | None = None) -> list[EventRecord]:
+        """The merchant's events before ``before_seq`` (all when None), newest first."""
+        query = sa.select(events).where(events.c.merchant_id == merchant_id)
+        if before_seq is not None:
+            query = query.where(events.c.seq < before_seq)
+        if event_type is not None:
+            query = query.where(events.c.type == event_type)
+        rows = self._c.execute(query.order_by(events.c.seq.desc()).limit(limit)).all()
+        return [_event(row) for row in rows]
+
+
 def _event(row: sa.Row[Any]) -> EventRecord:
     return EventRecord(seq=row.seq, id=row.id, merchant_id=row.merchant_id, type=row.type,
                        object_id=row.object_id, data=json.loads(row.data_json), created_at=row.created_at)

@@ -47,19 +47,22 @@ class SqlOnlineStore:
             status=request.status.value, metadata_json=json.dumps(dict(t.metadata), sort_keys=True),
             expires_at=t.expires_at, created_at=request.created_at, updated_at=request.updated_at))
 
-    def get_payment_request(self, merchant_id: str, request_id: str, *, lock: bool = False) -> PaymentRequest | None:
-        """The merchant's own request; another merchant's is ``None``, like a missing one."""
-        query = sa.select(payment_requests).where(payment_requests.c.id == request_id,
-                                                  payment_requests.c.merchant_id == merchant_id)
+    def get_payment_request(self, merchant_id: str | None, request_id: str, *,
+                            lock: bool = False) -> PaymentRequest | None:
+        """The merchant's own request; another merchant's is ``None``, like a missing one.
+        ``merchant_id=None`` is the buyer's hosted checkout, which knows only the id."""
+        query = sa.select(payment_requests).where(payment_requests.c.id == request_id)
+        if merchant_id is not None:
+            query = query.where(payment_requests.c.merchant_id == merchant_id)
         if lock and self._postgres:
             query = query.with_for_update()
         row = self._c.execute(query).first()
-        return _payment_request(row) if row else None
+        return payment_request_of(row) if row else None
 
     def payment_request_by_order(self, merchant_id: str, order_id: str) -> PaymentRequest | None:
         row = self._c.execute(sa.select(payment_requests).where(
             payment_requests.c.merchant_id == merchant_id, payment_requests.c.order_id == order_id)).first()
-        return _payment_request(row) if row else None
+        return payment_request_of(row) if row else None
 
     def set_payment_request_status(self, request_id: str, status: Status, now: datetime) -> None:
         self._c.execute(sa.update(payment_requests).where(payment_requests.c.id == request_id)
@@ -80,18 +83,13 @@ class SqlOnlineStore:
         An unpaid request past its expiry counts as expired (``now``) before the sweep writes it."""
         t = payment_requests.c
         query = sa.select(payment_requests).where(t.merchant_id == merchant_id)
-        if after is not None:
-            created_at, request_id = after
-            query = query.where(sa.or_(t.created_at < created_at,
-                                       sa.and_(t.created_at == created_at, t.id < request_id)))
         if status is not None:
             query = query.where(_status_is(status, now))
         if created_gte is not None:
             query = query.where(t.created_at >= created_gte)
         if created_lte is not None:
             query = query.where(t.created_at <= created_lte)
-        query = query.order_by(t.created_at.desc(), t.id.desc()).limit(limit)
-        return [_payment_request(r) for r in self._c.execute(query)]
+        return [payment_request_of(r) for r in self._c.execute(newest_first(query, payment_requests, limit, after))]
 
     # --- idempotency keys ------------------------------------------------------------
 
@@ -123,6 +121,16 @@ class SqlOnlineStore:
                                                           k.state == "in_progress"))
 
 
+def newest_first(query: sa.Select[Any], table: sa.Table, limit: int,
+                 after: tuple[datetime, str] | None) -> sa.Select[Any]:
+    """A cursor page: newest first by (created_at, id); ``after`` is the last row of the page before."""
+    if after is not None:
+        created_at, last_id = after
+        query = query.where(sa.or_(table.c.created_at < created_at,
+                                   sa.and_(table.c.created_at == created_at, table.c.id < last_id)))
+    return query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
+
+
 def _status_is(status: Status, now: datetime) -> sa.ColumnElement[bool]:
     t = payment_requests.c
     unpaid = t.status == Status.REQUIRES_PAYMENT.value
@@ -137,7 +145,7 @@ def _fields(record: IdempotencyRecord) -> dict[str, Any]:
     return {f: getattr(record, f) for f in IdempotencyRecord.__slots__}
 
 
-def _payment_request(row: sa.Row[Any]) -> PaymentRequest:
+def payment_request_of(row: sa.Row[Any]) -> PaymentRequest:
     terms = PaymentRequestTerms(
         amount_minor=row.amount_minor, currency=row.currency, description=row.description,
         order_id=row.order_id, capture=Capture(row.capture), escrow=bool(row.escrow),

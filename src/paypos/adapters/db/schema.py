@@ -536,3 +536,112 @@ events = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_events_merchant_seq", "merchant_id", "seq"),
 )
+
+# --- webhooks (issue 6, services/webhooks.py) -------------------------------------------
+# An endpoint a merchant registered: its secret sealed by the vault (purpose
+# "webhook-secret"); after a rotation the previous secret also signs until it expires.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(27), primary_key=True),  # "we_" + 24 base32 characters
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("secret_enc", sa.LargeBinary, nullable=False),
+    sa.Column("previous_secret_enc", sa.LargeBinary, nullable=True),
+    sa.Column("previous_secret_expires_at", UTCDateTime, nullable=True),
+    sa.Column("enabled_events_json", sa.Text, nullable=False),  # sorted JSON list, or ["*"]
+    sa.Column("status", sa.String(8), nullable=False),  # enabled | disabled | deleted (kept for its deliveries)
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_webhook_endpoints_merchant_created", "merchant_id", "created_at"),
+)
+
+# One event to one endpoint, made in the event's own transaction (services/events.py).
+# ``schedule_step`` counts the failed attempts since it was (re)queued; ``lease_token`` is
+# set while a delivery loop holds it (``next_attempt_at`` is then the lease's end).
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(27), primary_key=True),  # "wd_" + 24 base32 characters
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False),
+    sa.Column("event_id", sa.String(28), sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("endpoint_id", sa.String(27), sa.ForeignKey("webhook_endpoints.id"), nullable=False),
+    sa.Column("state", sa.String(9), nullable=False),  # pending | succeeded | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("schedule_step", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_token", sa.String(32), nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(256), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+    sa.Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_event", "event_id"),
+)
+
+# Each POST of a delivery: when, the answer's status (None: no answer), how long, why not.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(27), sa.ForeignKey("webhook_deliveries.id"), nullable=False),
+    sa.Column("attempted_at", UTCDateTime, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("error", sa.String(256), nullable=False),
+    sa.Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+)
+
+# Payments (attempts) of payment requests (issue 6, domain/online_payment.py): card not present
+# or wallet. The PAN is only ever stored sealed by the vault (pan_enc) beside its masked form
+# and keyed lookup hash; the CVV2 is never stored. The one-time code of a challenge is stored
+# only as a keyed hash. Ledger transfer ids derive from the payment's id.
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", sa.String(28), primary_key=True),  # "pay_" + 24 base32 characters
+    sa.Column("payment_request_id", sa.String(27), sa.ForeignKey("payment_requests.id"), nullable=False,
+              index=True),
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),  # card | wallet
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),  # ISO 4217 alpha
+    sa.Column("captured_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("refunded_minor", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("escrow", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("settled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("card_id", sa.String(48), nullable=True),
+    sa.Column("masked_pan", sa.String(19), nullable=True),
+    sa.Column("pan_enc", sa.LargeBinary, nullable=True),  # AES-GCM under the data key
+    sa.Column("pan_hash", sa.String(64), nullable=True),  # keyed hash: the same card submitted twice
+    sa.Column("wallet_trade_no", sa.String(64), nullable=True, unique=True),
+    sa.Column("failure_code", sa.String(32), nullable=True),
+    sa.Column("failure_reason", sa.String(200), nullable=True),
+    sa.Column("challenge_hash", sa.String(64), nullable=True),
+    sa.Column("challenge_expires_at", UTCDateTime, nullable=True),
+    sa.Column("challenge_tries_left", sa.Integer, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
+    sa.CheckConstraint("refunded_minor <= captured_minor", name="refunds_within_captured"),
+    sa.Index("ix_payments_merchant_created", "merchant_id", "created_at", "id"),  # cursor pages
+)
+
+# Refunds of payments: full or partial, several per payment, never above what was captured.
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("id", sa.String(27), primary_key=True),  # "re_" + 24 base32 characters
+    sa.Column("payment_id", sa.String(28), sa.ForeignKey("payments.id"), nullable=False, index=True),
+    sa.Column("payment_request_id", sa.String(27), sa.ForeignKey("payment_requests.id"), nullable=False),
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False, server_default=""),
+    sa.Column("source", sa.String(32), nullable=False),  # merchant_pending | merchant_escrow | merchant_available
+    sa.Column("status", sa.String(16), nullable=False),  # succeeded
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
+    sa.Index("ix_refunds_merchant_created", "merchant_id", "created_at", "id"),
+)

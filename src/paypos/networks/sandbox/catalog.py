@@ -89,6 +89,9 @@ CARDS = (
                 (CardInterface.CONTACTLESS,), 18, "approve", "1234", 0, token_for="visa-cvn18-approve"),
     SandboxCard("visa-usd-cvn18-approve", "4761739001020019", "3012", "01", "201", "visa", Funding.DEBIT, "840",
                 ALL_INTERFACES, 18, "approve", "1234", 250_000),
+    # Card not present: the issuer's risk always asks for the cardholder's one-time code.
+    SandboxCard("visa-cvn18-challenge", "4761739001010077", "3012", "01", "201", "visa", Funding.DEBIT, "156",
+                ALL_INTERFACES, 18, "challenge", "1234", 500_000),
     SandboxCard("visa-usd-cvn10-insufficient-funds", "4761739001020027", "3012", "01", "201", "visa",
                 Funding.CREDIT, "840", (CardInterface.CHIP, CardInterface.MAGSTRIPE), 10, "insufficient_funds",
                 "1234", 500),
