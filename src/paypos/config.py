@@ -10,6 +10,11 @@
 - ``PAYPOS_WEBHOOK_RETRY_FIRST_DELAY_S`` (default ``limits.webhook_retry_first_delay_s``):
   the first webhook retry's delay; each next one doubles up to the cap, over 3 days in all.
   Tests and demos lower it to see retries in seconds; production leaves it alone.
+- ``PAYPOS_ESCROW_AUTO_RELEASE_S`` (default ``limits.escrow_auto_release_s``, 10 days): a
+  shipped escrow request the buyer has not confirmed is released this long after shipping.
+- ``PAYPOS_OPERATOR_TOKEN`` (unset by default: the operator routes answer 404): the
+  operator's Bearer token for ``/v1/operator/*`` (docs/escrow-disputes.md), at least
+  ``limits.operator_token_chars_min`` characters. ``paypos escrow decide`` needs no token.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ class Settings(BaseSettings):
     data_key: str | None = None
     webhook_retry_first_delay_s: float = Field(default=limits.webhook_retry_first_delay_s, gt=0,
                                                le=limits.webhook_retry_delay_s_max)
+    escrow_auto_release_s: int = Field(default=limits.escrow_auto_release_s, gt=0,
+                                       le=limits.escrow_auto_release_s_max)
+    operator_token: str | None = Field(default=None, min_length=limits.operator_token_chars_min)
 
     @field_validator("data_key")
     @classmethod

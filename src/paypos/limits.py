@@ -226,3 +226,33 @@ refund_reason_chars_max = 200
 checkout_cardholder_name_chars_max = 64
 # How often the hosted checkout page polls /pay/{id}/status (a wallet payment).
 checkout_status_poll_ms = 2_000
+# Secret API keys (POST /v1/api_keys): active keys a merchant may hold at once (rotation needs
+# two for a while), keys a listing shows (newest first), and a key's label.
+api_keys_active_per_merchant_max = 10
+api_keys_listed_max = 100
+api_key_label_chars_max = 64
+
+# --- escrow and disputes (issue 6, docs/escrow-disputes.md) ---------------------------------
+# A shipped escrow request the buyer has not confirmed is released to the merchant this long
+# after it shipped (PAYPOS_ESCROW_AUTO_RELEASE_S overrides it), and how often `paypos serve`
+# looks for them; requests released per pass of the sweep.
+escrow_auto_release_s = 10 * 24 * 3600
+escrow_auto_release_s_max = 90 * 24 * 3600
+escrow_release_sweep_interval_s = 60.0
+escrow_release_batch_max = 100
+# What the merchant writes when it ships, and what the buyer writes asking for a refund.
+escrow_carrier_chars_max = 64
+escrow_tracking_number_chars_max = 64
+escrow_refund_reason_chars_max = 500
+# PAYPOS_OPERATOR_TOKEN (the operator's Bearer token for /v1/operator/*) is at least this long.
+operator_token_chars_min = 32
+# Disputes (chargebacks): the merchant's fee when one opens (minor units of the payment's
+# currency, never returned), how long the merchant has to submit evidence, and its length.
+dispute_fee_minor = 1_500
+dispute_evidence_window_s = 7 * 24 * 3600
+dispute_evidence_chars_max = 5_000
+disputes_page_size_default = 20
+disputes_page_size_max = 100
+# The sweep that writes unpaid payment requests past expires_at as expired (paypos serve):
+# requests per transaction; it runs with the hold-expiry sweep (pending_expiry_sweep_interval_s).
+payment_request_expiry_batch_max = 200

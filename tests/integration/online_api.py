@@ -28,6 +28,6 @@ SHOP_AUTH = {"Authorization": f"Bearer {catalog.merchant_api_key(catalog.SHOP.me
 def sandbox_client(app: App, *, follow_redirects: bool = True) -> Iterator[TestClient]:
     """The whole API (no background sweeps) over ``app``, its database seeded with the sandbox."""
     init_database(app, sandbox=True)
-    api = create_app(app, expiry_sweep_interval_s=None, notify_interval_s=None)
+    api = create_app(app, expiry_sweep_interval_s=None, notify_interval_s=None, escrow_release_interval_s=None)
     with TestClient(api, follow_redirects=follow_redirects) as test_client:
         yield test_client

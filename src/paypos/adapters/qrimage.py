@@ -96,11 +96,14 @@ def render_qr_png(payload: str, *, scale: int = 8, error: str = "M") -> bytes:
     return buffer.getvalue()
 
 
-def render_qr_svg(payload: str, *, scale: int = 4, error: str = "M") -> str:
-    """The payload as a QR code in an SVG document: one ``<path>`` drawing the dark modules."""
+def render_qr_svg(payload: str, *, scale: int = 4, error: str = "M", scalable: bool = False) -> str:
+    """The payload as a QR code in an SVG document: one ``<path>`` drawing the dark modules.
+    ``scalable`` gives a ``viewBox`` instead of a fixed width and height, so CSS can size it
+    (a fixed size in a smaller box is clipped, not shrunk)."""
     qr = _qr(payload, error)
     buffer = io.BytesIO()
-    qr.save(buffer, kind="svg", scale=_check_scale(scale), border=QR_QUIET_ZONE_MODULES, xmldecl=True)
+    qr.save(buffer, kind="svg", scale=_check_scale(scale), border=QR_QUIET_ZONE_MODULES, xmldecl=True,
+            omitsize=scalable)
     return buffer.getvalue().decode("utf-8")
 
 

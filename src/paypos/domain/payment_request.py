@@ -11,8 +11,15 @@ States and the events that move them (anything else is an :class:`IllegalTransit
     paid | partially_refunded --refund_partial--> partially_refunded
     paid | partially_refunded --refund_full--> refunded
 
-Escrow (held -> shipped -> released) is declared for a later slice: its states exist and
-:data:`ESCROW_TRANSITIONS` lists them, but :func:`transition` does not use them yet.
+Escrow (docs/escrow-disputes.md), for requests with ``escrow: true``; :func:`transition`
+gates these too::
+
+    paid --hold--> held --ship--> shipped --release--> released
+    held | shipped --refund_partial--> (same)        --refund_full--> refunded
+    held | shipped --request_refund--> refund_requested
+    refund_requested --refund_full--> refunded            (the merchant accepts)
+    refund_requested --reject_refund--> refund_disputed   (the merchant rejects: the operator decides)
+    refund_disputed --refund_full--> refunded | --release--> released
 """
 
 from __future__ import annotations
@@ -42,10 +49,12 @@ class Status(StrEnum):
     REFUNDED = "refunded"
     CANCELED = "canceled"
     EXPIRED = "expired"
-    # Escrow, not wired yet.
+    # Escrow (docs/escrow-disputes.md).
     HELD = "held"
     SHIPPED = "shipped"
     RELEASED = "released"
+    REFUND_REQUESTED = "refund_requested"
+    REFUND_DISPUTED = "refund_disputed"
 
 
 class Event(StrEnum):
@@ -59,10 +68,12 @@ class Event(StrEnum):
     EXPIRE = "expire"
     REFUND_PARTIAL = "refund_partial"
     REFUND_FULL = "refund_full"
-    # Escrow, not wired yet.
+    # Escrow (docs/escrow-disputes.md).
     HOLD = "hold"
     SHIP = "ship"
     RELEASE = "release"
+    REQUEST_REFUND = "request_refund"
+    REJECT_REFUND = "reject_refund"
 
 
 class Capture(StrEnum):
@@ -89,7 +100,19 @@ ESCROW_TRANSITIONS: Mapping[tuple[Status, Event], Status] = {
     (S.PAID, E.HOLD): S.HELD,
     (S.HELD, E.SHIP): S.SHIPPED,
     (S.SHIPPED, E.RELEASE): S.RELEASED,
+    (S.HELD, E.REFUND_PARTIAL): S.HELD,
+    (S.SHIPPED, E.REFUND_PARTIAL): S.SHIPPED,
+    (S.HELD, E.REFUND_FULL): S.REFUNDED,
+    (S.SHIPPED, E.REFUND_FULL): S.REFUNDED,
+    (S.HELD, E.REQUEST_REFUND): S.REFUND_REQUESTED,
+    (S.SHIPPED, E.REQUEST_REFUND): S.REFUND_REQUESTED,
+    (S.REFUND_REQUESTED, E.REFUND_FULL): S.REFUNDED,
+    (S.REFUND_REQUESTED, E.REJECT_REFUND): S.REFUND_DISPUTED,
+    (S.REFUND_DISPUTED, E.REFUND_FULL): S.REFUNDED,
+    (S.REFUND_DISPUTED, E.RELEASE): S.RELEASED,
 }
+ALL_TRANSITIONS: Mapping[tuple[Status, Event], Status] = {**TRANSITIONS, **ESCROW_TRANSITIONS}
+ESCROW_STATES = frozenset({S.HELD, S.SHIPPED, S.REFUND_REQUESTED, S.REFUND_DISPUTED})
 TERMINAL = frozenset({S.REFUNDED, S.CANCELED, S.EXPIRED, S.RELEASED})
 
 
@@ -111,7 +134,7 @@ class PaymentRequestError(ValueError):
 
 def transition(current: Status, event: Event) -> Status:
     """The state after ``event``, or :class:`IllegalTransition` naming ``current``."""
-    after = TRANSITIONS.get((current, event))
+    after = ALL_TRANSITIONS.get((current, event))
     if after is None:
         raise IllegalTransition(current, event)
     return after

@@ -25,10 +25,12 @@ from paypos.adapters.vault import hash_api_secret
 from paypos.bootstrap import App
 from paypos.entrypoints.api_wallet import install_wallet_routes
 from paypos.services import ledger as ledger_service
+from paypos.services import online_payments
 from paypos.services import wallet as wallet_service
 from paypos.domain.webhook import RetrySchedule
 from paypos.services.notifier import run_notifier
 from paypos.services.webhooks import run_deliveries
+from paypos.services.escrow import run_escrow_releases
 from paypos.services.sandbox import merchant_owner
 
 log = logging.getLogger("paypos.api")
@@ -55,6 +57,7 @@ def create_app(
     expiry_sweep_interval_s: float | None = limits.pending_expiry_sweep_interval_s,
     notify_interval_s: float | None = limits.wallet_notify_poll_interval_s,
     webhook_interval_s: float | None = limits.webhook_poll_interval_s,
+    escrow_release_interval_s: float | None = limits.escrow_release_sweep_interval_s,
 ) -> FastAPI:
     """The API; its lifespan runs the hold-expiry sweeper, the wallet's notifier and the
     webhook delivery loop (``None`` turns any off, as tests that drive them by hand do)."""
@@ -69,6 +72,8 @@ def create_app(
         if webhook_interval_s:
             schedule = RetrySchedule(first_delay_s=app.settings.webhook_retry_first_delay_s)
             tasks.append(asyncio.create_task(run_deliveries(app, webhook_interval_s, schedule)))
+        if escrow_release_interval_s:
+            tasks.append(asyncio.create_task(run_escrow_releases(app, escrow_release_interval_s)))
         try:
             yield
         finally:
@@ -81,12 +86,15 @@ def create_app(
     api = FastAPI(title="paypos", version=__version__, lifespan=lifespan)
     api.state.paypos = app
     _install_error_handlers(api)
+    api.openapi = lambda: _openapi_with_problems(api)  # type: ignore[method-assign]
     _install_routes(api)
     install_sandbox_routes(api)
     install_receipt_routes(api)
     install_wallet_routes(api)
     # Imported here: these modules import Problem and authenticated_merchant from this one.
     from paypos.entrypoints.api_buyer import install_buyer_routes
+    from paypos.entrypoints.api_escrow import install_escrow_routes
+    from paypos.entrypoints.api_keys import install_api_key_routes
     from paypos.entrypoints.api_online import install_online_routes
     from paypos.entrypoints.api_prepaid import install_prepaid_routes
     from paypos.entrypoints.api_webhooks import install_webhook_routes
@@ -95,11 +103,14 @@ def create_app(
     install_prepaid_routes(api)
     install_online_routes(api)
     install_webhook_routes(api)
+    install_escrow_routes(api)
+    install_api_key_routes(api)
     return api
 
 
 async def _sweep_expired_holds(app: App, interval_s: float) -> None:
-    """Expire authorization holds past their timeout, forever, off the event loop."""
+    """Expire authorization holds, wallet trades and payment requests past their time, forever,
+    off the event loop."""
     while True:
         try:
             await asyncio.to_thread(ledger_service.expire_pending, app.engine, app.clock)
@@ -109,6 +120,10 @@ async def _sweep_expired_holds(app: App, interval_s: float) -> None:
             await asyncio.to_thread(wallet_service.sweep_expired_trades, app)
         except Exception:
             log.exception("closing expired wallet trades failed")
+        try:  # unpaid payment requests past expires_at are written expired
+            await asyncio.to_thread(online_payments.expire_all_due, app.uow, app.clock)
+        except Exception:
+            log.exception("expiring payment requests failed")
         await asyncio.sleep(interval_s)
 
 
@@ -131,6 +146,71 @@ def _install_error_handlers(api: FastAPI) -> None:
         )
 
 
+# --- the OpenAPI document: errors as problem+json, Bearer schemes ------------------------------
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "Problem", "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {"type": {"type": "string", "format": "uri"}, "title": {"type": "string"},
+                   "status": {"type": "integer"}, "detail": {"type": "string"},
+                   "field": {"type": ["string", "null"], "description": "The offending field, when one is"}},
+    "additionalProperties": True,
+}
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "merchantKey": {"type": "http", "scheme": "bearer", "description": "A merchant's secret API key (sk_test_...)"},
+    "walletUserToken": {"type": "http", "scheme": "bearer",
+                        "description": "A sandbox wallet user's token (wu_test_...; paypos sandbox wallet-users)"},
+}
+_PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_DEFAULT_DESCRIPTIONS = {401: "No, unknown or revoked credentials", 404: "Not found",
+                         422: "Invalid field (`field` names it)"}
+
+
+def _openapi_with_problems(api: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, then: every 4xx is ``application/problem+json`` (the handlers above
+    answer nothing else), routes behind a Bearer dependency declare it and their 401, and a
+    route with a path parameter its 404 (an unknown or another merchant's id)."""
+    if api.openapi_schema is not None:
+        return api.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+    from fastapi.routing import APIRoute
+
+    document = get_openapi(title=api.title, version=api.version, openapi_version=api.openapi_version,
+                           description=api.description, routes=api.routes)
+    components = document.setdefault("components", {})
+    components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    components["securitySchemes"] = SECURITY_SCHEMES
+    for route in (r for r in api.routes if isinstance(r, APIRoute) and r.include_in_schema):
+        scheme = _security_scheme(route.dependant)
+        for method in route.methods or ():
+            operation = document["paths"][route.path_format][method.lower()]
+            extra = ([401] if scheme else []) + ([404] if route.dependant.path_params else [])
+            if scheme:
+                operation["security"] = [{scheme: []}]
+            _problem_responses(operation["responses"], extra)
+    api.openapi_schema = document
+    return document
+
+
+def _security_scheme(dependant: Any) -> str | None:
+    """The scheme named by a Bearer dependency (``security_scheme`` on the function) in the tree."""
+    for dependency in dependant.dependencies:
+        found = getattr(dependency.call, "security_scheme", None) or _security_scheme(dependency)
+        if found:
+            return str(found)
+    return None
+
+
+def _problem_responses(responses: dict[str, Any], extra: list[int]) -> None:
+    for added in extra:
+        responses.setdefault(str(added), {"description": _DEFAULT_DESCRIPTIONS[added]})
+    for code, response in responses.items():
+        if code.startswith(("4", "5")):
+            response["content"] = _PROBLEM_CONTENT
+            if code == "422" and response.get("description") == "Validation Error":
+                response["description"] = _DEFAULT_DESCRIPTIONS[422]
+
+
 def _paypos(request: Request) -> App:
     return request.app.state.paypos
 
@@ -147,6 +227,9 @@ def authenticated_merchant(request: Request) -> str:
     if merchant_id is None:
         raise Problem(401, "unauthorized", "Unauthorized", "the API key is unknown or revoked")
     return merchant_id
+
+
+authenticated_merchant.security_scheme = "merchantKey"  # type: ignore[attr-defined]  # OpenAPI
 
 
 def _install_routes(api: FastAPI) -> None:

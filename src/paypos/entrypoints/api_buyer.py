@@ -83,6 +83,8 @@ _STATUS = {
 }
 _TITLES = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Refused", 422: "Invalid request",
            500: "Internal error", 503: "Unavailable"}
+_PROBLEMS: dict[int | str, dict[str, Any]] = {s: {"description": f"{t} (problem+json)"}
+                                             for s, t in _TITLES.items()}
 
 
 class _Body(BaseModel):
@@ -159,6 +161,7 @@ def authenticated_buyer(request: Request) -> str:
     return user_id
 
 
+authenticated_buyer.security_scheme = "walletUserToken"  # type: ignore[attr-defined]  # OpenAPI
 Buyer = Annotated[str, Depends(authenticated_buyer)]
 
 
@@ -206,13 +209,13 @@ def install_buyer_routes(api: FastAPI) -> None:
 
 
 def _install_wallet_routes(api: FastAPI) -> None:
-    @api.get("/v1/wallet/me", tags=["wallet app"])
+    @api.get("/v1/wallet/me", tags=["wallet app"], responses=_PROBLEMS)
     def me(request: Request, user_id: Buyer) -> dict[str, Any]:
         """Balance, credit pay, payments awaiting confirmation, recent trades."""
         summary = _run(_paypos(request), lambda uow: wallet_service.buyer_summary(uow, user_id), write=False)
         return {"object": "wallet", **summary}
 
-    @api.post("/v1/wallet/scan", tags=["wallet app"])
+    @api.post("/v1/wallet/scan", tags=["wallet app"], responses=_PROBLEMS)
     def scan(request: Request, user_id: Buyer, body: ScanRequest) -> dict[str, Any]:
         """Pay a merchant's collection code (the QR payload); static codes need amount_minor."""
         app = _paypos(request)
@@ -221,21 +224,21 @@ def _install_wallet_routes(api: FastAPI) -> None:
             installments=body.installments, amount_minor=body.amount_minor))
         return {"object": "trade", **trade}
 
-    @api.post("/v1/wallet/code", tags=["wallet app"])
+    @api.post("/v1/wallet/code", tags=["wallet app"], responses=_PROBLEMS)
     def code(request: Request, user_id: Buyer) -> dict[str, Any]:
         """A fresh one-time payment code (18 digits) for the merchant's scanner."""
         app = _paypos(request)
         shown = _run(app, lambda uow: wallet_service.payment_code(uow, app.vault, app.clock(), user_id), write=False)
         return {"object": "payment_code", **shown}
 
-    @api.post("/v1/wallet/confirm", tags=["wallet app"])
+    @api.post("/v1/wallet/confirm", tags=["wallet app"], responses=_PROBLEMS)
     def confirm(request: Request, user_id: Buyer, body: ConfirmRequest) -> dict[str, Any]:
         """Approve (and pay) a payment-code charge above the no-confirmation limit."""
         app = _paypos(request)
         trade = _run(app, lambda uow: _confirm(uow, app, user_id, body))
         return {"object": "trade", **trade}
 
-    @api.post("/v1/wallet/top_ups", tags=["wallet app"])
+    @api.post("/v1/wallet/top_ups", tags=["wallet app"], responses=_PROBLEMS)
     def top_up(request: Request, user_id: Buyer, body: TopUpRequest,
                idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         """Move money from a linked card to the balance; a replay of topup_id tops up once."""
@@ -247,14 +250,14 @@ def _install_wallet_routes(api: FastAPI) -> None:
 
 
 def _install_creditpay_routes(api: FastAPI) -> None:
-    @api.get("/v1/wallet/bills", tags=["wallet app"])
+    @api.get("/v1/wallet/bills", tags=["wallet app"], responses=_PROBLEMS)
     def bills(request: Request, user_id: Buyer) -> dict[str, Any]:
         """Credit-pay bills and installment plans (closes due bills, accrues overdue interest)."""
         app = _paypos(request)
         statement = _run(app, lambda uow: creditpay_service.bills(uow, app.clock(), user_id))
         return {"object": "credit_statement", **statement}
 
-    @api.post("/v1/wallet/repayments", tags=["wallet app"])
+    @api.post("/v1/wallet/repayments", tags=["wallet app"], responses=_PROBLEMS)
     def repay(request: Request, user_id: Buyer, body: RepaymentRequest,
               idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         """Repay credit pay from the balance or a card; a replay of repayment_id repays once."""
@@ -266,7 +269,7 @@ def _install_creditpay_routes(api: FastAPI) -> None:
             repayment_id=repayment_id))
         return {"object": "repayment", **done}
 
-    @api.post("/v1/wallet/payoffs", tags=["wallet app"])
+    @api.post("/v1/wallet/payoffs", tags=["wallet app"], responses=_PROBLEMS)
     def payoff(request: Request, user_id: Buyer, body: PayoffRequest) -> dict[str, Any]:
         """Pay off an installment plan early (its unbilled fees are waived)."""
         app = _paypos(request)

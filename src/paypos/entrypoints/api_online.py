@@ -189,7 +189,8 @@ def install_payment_routes(api: FastAPI) -> None:
         app, base_url, asked = _app(request), str(request.base_url), body.amount if body else None
 
         def work(uow: UnitOfWork) -> tuple[int, dict[str, Any]]:
-            captured = payments.capture(uow, merchant_id, request_id, asked, now=app.clock(), base_url=base_url)
+            captured = payments.capture(uow, merchant_id, request_id, asked, now=app.clock(), base_url=base_url,
+                                        vault=app.vault)
             return 200, service.to_json(captured, base_url)
 
         return _idempotent(request, merchant_id, idempotency_key, {"amount": asked}, work)

@@ -31,6 +31,8 @@ _STATUS = {
     "invalid_cvv2": 402, "insufficient_funds": 402,
 }
 _TITLES = {404: "Not found", 422: "Invalid request", 402: "Payment refused", 409: "Conflict"}
+_PROBLEMS: dict[int | str, dict[str, Any]] = {s: {"description": f"{t} (problem+json)"}
+                                             for s, t in _TITLES.items()}
 
 T = TypeVar("T")
 Merchant = Annotated[str, Depends(authenticated_merchant)]
@@ -69,7 +71,7 @@ def install_prepaid_routes(api: FastAPI) -> None:
 
 
 def _install_card_routes(api: FastAPI) -> None:
-    @api.post("/v1/prepaid_cards", status_code=201, tags=["prepaid"])
+    @api.post("/v1/prepaid_cards", status_code=201, tags=["prepaid"], responses=_PROBLEMS)
     def issue_card(request: Request, body: IssueBody, merchant_id: Merchant,
                    idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         """Issue a card of the authenticated merchant's program. The answer carries the PAN and
@@ -81,23 +83,23 @@ def _install_card_routes(api: FastAPI) -> None:
             initial_load_minor=body.initial_load_minor, pin=body.pin, issue_id=_client_id(idempotency_key),
             now=app.clock(), expiry=body.expiry, interfaces=interfaces))
 
-    @api.get("/v1/prepaid_cards/{card_id}", tags=["prepaid"])
+    @api.get("/v1/prepaid_cards/{card_id}", tags=["prepaid"], responses=_PROBLEMS)
     def get_card(request: Request, card_id: str, merchant_id: Merchant) -> dict[str, Any]:
         """The card: masked PAN, status, kind, expiry, available balance (minor units)."""
         app = _app(request)
         return _run(app, lambda uow: prepaid.balance(uow, _own(uow, card_id, merchant_id), app.clock()), write=False)
 
-    @api.post("/v1/prepaid_cards/{card_id}/freeze", tags=["prepaid"])
+    @api.post("/v1/prepaid_cards/{card_id}/freeze", tags=["prepaid"], responses=_PROBLEMS)
     def freeze(request: Request, card_id: str, merchant_id: Merchant) -> dict[str, Any]:
         """Freeze a lost card: payments and top-ups are refused until it is unfrozen."""
         return _run(_app(request), lambda uow: prepaid.freeze(uow, _own(uow, card_id, merchant_id)))
 
-    @api.post("/v1/prepaid_cards/{card_id}/unfreeze", tags=["prepaid"])
+    @api.post("/v1/prepaid_cards/{card_id}/unfreeze", tags=["prepaid"], responses=_PROBLEMS)
     def unfreeze(request: Request, card_id: str, merchant_id: Merchant) -> dict[str, Any]:
         app = _app(request)
         return _run(app, lambda uow: prepaid.unfreeze(uow, _own(uow, card_id, merchant_id), app.clock()))
 
-    @api.get("/v1/prepaid/float", tags=["prepaid"])
+    @api.get("/v1/prepaid/float", tags=["prepaid"], responses=_PROBLEMS)
     def float_report(request: Request, merchant_id: Merchant) -> dict[str, Any]:
         """The program's float against its cards' unspent balance, per currency."""
         rows = _run(_app(request), lambda uow: prepaid.float_report(uow, merchant_id), write=False)
@@ -105,7 +107,7 @@ def _install_card_routes(api: FastAPI) -> None:
 
 
 def _install_money_routes(api: FastAPI) -> None:
-    @api.post("/v1/prepaid_cards/{card_id}/top_ups", status_code=201, tags=["prepaid"])
+    @api.post("/v1/prepaid_cards/{card_id}/top_ups", status_code=201, tags=["prepaid"], responses=_PROBLEMS)
     def top_up(request: Request, card_id: str, body: TopUpBody, merchant_id: Merchant,
                idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         """Load a reloadable card: cash taken at the counter, or from a wallet balance."""
@@ -119,7 +121,7 @@ def _install_money_routes(api: FastAPI) -> None:
 
         return _run(app, work)
 
-    @api.post("/v1/prepaid_cards/{card_id}/payments", status_code=201, tags=["prepaid"])
+    @api.post("/v1/prepaid_cards/{card_id}/payments", status_code=201, tags=["prepaid"], responses=_PROBLEMS)
     def pay(request: Request, card_id: str, body: PaymentBody, merchant_id: Merchant,
             idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         """An online (card-not-present) payment to the authenticated merchant."""
@@ -133,7 +135,7 @@ def _install_money_routes(api: FastAPI) -> None:
 
         return _run(app, work)
 
-    @api.post("/v1/prepaid_cards/{card_id}/refunds", status_code=201, tags=["prepaid"])
+    @api.post("/v1/prepaid_cards/{card_id}/refunds", status_code=201, tags=["prepaid"], responses=_PROBLEMS)
     def refund(request: Request, card_id: str, body: AmountBody, merchant_id: Merchant,
                idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
         """Refund to the card from the merchant's pending balance (a frozen card too)."""

@@ -34,7 +34,7 @@ _HERE = Path(__file__).parent
 _TEMPLATES = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"]))
 CSS_PATH = "/pay-assets/checkout.css"
 _CSS = (_HERE / "static" / "checkout.css").read_text(encoding="utf-8")
-_PAID = ("paid", "partially_refunded", "refunded")
+_PAID = service.PAID_STATES
 _REASONS = {
     "incorrect_cvv2": "The security code (CVV2) is not right.",
     "incorrect_expiry": "The expiry date is not right.",
@@ -45,6 +45,7 @@ _REASONS = {
     "challenge_failed": "Too many wrong codes.",
     "challenge_expired": "The one-time code expired.",
     "replaced": "Another payment attempt replaced this one.",
+    "request_expired": "The payment request expired.",
 }
 Field = Annotated[str, Form(max_length=128)]
 

@@ -37,6 +37,8 @@ from paypos.entrypoints.cli_qr import qr_app
 from paypos.entrypoints.cli_prepaid import prepaid_app
 from paypos.entrypoints.cli_wallet import wallet_app
 from paypos.entrypoints.cli_webhooks import webhooks_app
+from paypos.entrypoints.cli_escrow import dispute_app, escrow_app
+from paypos.entrypoints.cli_merchants import merchants_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -55,6 +57,9 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(prepaid_app, name="prepaid")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(escrow_app, name="escrow")
+sandbox_app.add_typer(dispute_app, name="dispute")
+app.add_typer(merchants_app, name="merchants")
 
 out = Console()
 err = Console(stderr=True)

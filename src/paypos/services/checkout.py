@@ -34,6 +34,9 @@ from paypos.services import online_payments as payments
 from paypos.services import payment_requests as requests_service
 
 OUT_TRADE_NO_PREFIX = "checkout-"
+# The buyer has paid: the money was taken (escrow states included; docs/escrow-disputes.md).
+PAID_STATES = ("paid", "partially_refunded", "refunded", "held", "shipped", "refund_requested", "refund_disputed",
+               "released")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ class CheckoutView:
         """``GET /pay/{id}/status``: what the page's polling needs."""
         return {"payment_request": self.request_id, "status": self.status, "payment_status": self.payment_status,
                 "failure_code": self.failure_code, "tries_left": self.tries_left,
-                "paid": self.status in ("paid", "requires_capture", "partially_refunded", "refunded")}
+                "paid": self.status in ("requires_capture", *PAID_STATES)}
 
 
 def view(uow: UnitOfWork, request_id: str, now: datetime) -> CheckoutView:
@@ -107,7 +110,7 @@ def wallet_qr_svg(uow: UnitOfWork, vault: Vault, request_id: str, now: datetime)
         qr_code = wallet.precreate(uow, vault, now, app, biz, None)["qr_code"]
     except WalletError:
         return None  # paid, closed or expired at the wallet: the page offers the card only
-    svg = render_qr_svg(qr_code, scale=5)
+    svg = render_qr_svg(qr_code, scale=5, scalable=True)  # the page's CSS fits it to the screen
     return svg.split("?>", 1)[-1].strip()  # inline in HTML: no XML declaration
 
 

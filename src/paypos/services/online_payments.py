@@ -13,7 +13,11 @@ Ledger chains (card account → merchant): automatic capture posts ``<pay>:sale`
 to the platform's ``fees_revenue``; manual capture places the pending ``<pay>:hold`` that
 ``<pay>:capture`` posts (all or part; the rest is released) or ``<pay>:void`` releases. A
 refund ``<re>:refund`` goes back to the card's account from ``merchant_pending``,
-``merchant_escrow`` (escrow not yet released) or ``merchant_available`` (settled).
+``merchant_escrow`` (escrow not yet released) or ``merchant_available`` (settled). The refund
+that empties an escrow also returns the sale's fee (``<re>:fee_return``, fees_revenue →
+merchant_escrow), so the buyer gets all back and the escrow ends at zero. What an open or lost
+dispute took (services/disputes.py) cannot be refunded again. A paid escrow request is
+``held`` at once; services/escrow.py takes it from there (docs/escrow-disputes.md).
 
 Card data: the PAN is sealed by the vault before it is stored (with its masked form and a
 keyed lookup hash); the CVV2 is given to the issuer in memory and never stored or logged;
@@ -29,6 +33,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from paypos import limits
+from paypos.adapters.db.escrow import SqlEscrowStore
 from paypos.adapters.db.online import SqlOnlineStore
 from paypos.adapters.db.payments import SqlPaymentStore
 from paypos.adapters.db.uow import UnitOfWork
@@ -36,6 +41,7 @@ from paypos.adapters.vault import Vault
 from paypos.authorization.result import Result
 from paypos.domain import online_payment as op
 from paypos.domain import payment_request as pr
+from paypos.domain.escrow import new_escrow
 from paypos.domain.ledger import TransferKind, TransferRequest, TransferResult
 from paypos.domain.money import currency as currency_of
 from paypos.domain.money import money
@@ -54,7 +60,9 @@ from paypos.services.sandbox import card_account_owner_ref, funding_account_code
 Random = Callable[[int], bytes]
 Row = TypeVar("Row")
 _FUNDS_REFUSED = {TransferResult.EXCEEDS_CREDITS, TransferResult.EXCEEDS_DEBITS}
-_PAID = frozenset({Status.PAID, Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.REQUIRES_CAPTURE})
+_PAID = frozenset({Status.PAID, Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.REQUIRES_CAPTURE,
+                   *pr.ESCROW_STATES, Status.RELEASED})
+_REFUNDABLE = frozenset({Status.PAID, Status.PARTIALLY_REFUNDED, Status.HELD, Status.SHIPPED})
 NotFound = requests_service.NotFound
 
 
@@ -105,7 +113,7 @@ def submit_card(uow: UnitOfWork, vault: Vault, request_id: str, entry: CardEntry
                               (Result.INVALID_CARD_NUMBER.value, "no issuer for this card"), now)
     if op.needs_challenge(request.terms.amount_minor, card_flagged=verified):
         return _challenge(uow, vault, request, payment, card, now, random)
-    return _authorize(uow, request, payment, now, base_url, added=False)
+    return _authorize(uow, vault, request, payment, now, base_url, added=False)
 
 
 def submit_code(uow: UnitOfWork, vault: Vault, request_id: str, code: str, *, now: datetime,
@@ -118,7 +126,7 @@ def submit_code(uow: UnitOfWork, vault: Vault, request_id: str, code: str, *, no
     outcome, challenge = op.check_code(attempt.challenge, entered, now)
     attempt = replace(attempt, challenge=challenge, updated_at=now)
     if outcome is op.ChallengeOutcome.PASSED:
-        return _authorize(uow, request, replace(attempt, challenge=None), now, base_url, added=True)
+        return _authorize(uow, vault, request, replace(attempt, challenge=None), now, base_url, added=True)
     if outcome is op.ChallengeOutcome.WRONG_CODE:
         SqlPaymentStore(uow.connection).update_payment(attempt)
         return Checkout(request, attempt)
@@ -138,18 +146,49 @@ def checkout(uow: UnitOfWork, request_id: str, now: datetime) -> Checkout:
 
 
 def _locked_checkout(uow: UnitOfWork, request_id: str, now: datetime) -> tuple[PaymentRequest, Payment | None]:
-    """Lock the request; fail an open attempt whose code expired (the request can be paid again)."""
+    """Lock the request; fail an open attempt whose code expired (the request can be paid again)
+    or whose request expired (the request is then expired)."""
     request = SqlOnlineStore(uow.connection).get_payment_request(None, request_id, lock=True)
     if request is None:
         raise NotFound(request_id)
     request = requests_service.as_of(request, now)
     attempt = _latest(SqlPaymentStore(uow.connection).payments_of_request(request.id))
     challenge = attempt.challenge if attempt is not None else None
-    if attempt is not None and challenge is not None and attempt.status is PaymentStatus.REQUIRES_CHALLENGE \
-            and now >= challenge.expires_at:
+    if attempt is None or challenge is None or attempt.status is not PaymentStatus.REQUIRES_CHALLENGE:
+        return request, attempt
+    if now >= request.terms.expires_at:
+        request = fail_attempt(uow, request, attempt, "request_expired", "the payment request expired", now)
+        request = requests_service.as_of(request, now)
+    elif now >= challenge.expires_at:
         request = fail_attempt(uow, request, attempt, "challenge_expired", "the one-time code expired", now)
-        attempt = SqlPaymentStore(uow.connection).get_payment(attempt.id)
-    return request, attempt
+    else:
+        return request, attempt
+    return request, SqlPaymentStore(uow.connection).get_payment(attempt.id)
+
+
+def expire_due(uow: UnitOfWork, now: datetime, batch_max: int = limits.payment_request_expiry_batch_max) -> int:
+    """The sweep: write ``expired`` on up to ``batch_max`` requests past their expiry that are
+    unpaid or waiting for a one-time code (that attempt fails first). How many it expired."""
+    expired = 0
+    for request_id in SqlOnlineStore(uow.connection).due_to_expire(now, batch_max):
+        request, _ = _locked_checkout(uow, request_id, now)
+        if request.status is Status.EXPIRED:
+            SqlOnlineStore(uow.connection).set_payment_request_status(request.id, request.status, now)
+            expired += 1
+    return expired
+
+
+def expire_all_due(app_uow: Callable[[], UnitOfWork], clock: Callable[[], datetime],
+                   batch_max: int = limits.payment_request_expiry_batch_max) -> int:
+    """:func:`expire_due` one committed batch after another until a batch is not full."""
+    total = 0
+    while True:
+        with app_uow() as uow:
+            expired = expire_due(uow, clock(), batch_max)
+            uow.commit()
+        total += expired
+        if expired < batch_max:
+            return total
 
 
 def _latest(attempts: list[Payment]) -> Payment | None:
@@ -221,8 +260,8 @@ def _challenge(uow: UnitOfWork, vault: Vault, request: PaymentRequest, payment: 
 
 # --- authorization and the ledger --------------------------------------------------------------
 
-def _authorize(uow: UnitOfWork, request: PaymentRequest, payment: Payment, now: datetime, base_url: str, *,
-               added: bool) -> Checkout:
+def _authorize(uow: UnitOfWork, vault: Vault, request: PaymentRequest, payment: Payment, now: datetime,
+               base_url: str, *, added: bool) -> Checkout:
     """Post the sale (automatic capture) or place the hold (manual); funds refused → failed."""
     store = SqlPaymentStore(uow.connection)
     card = uow.registry.find_card_by_pan_hash(payment.pan_hash or "")
@@ -230,14 +269,14 @@ def _authorize(uow: UnitOfWork, request: PaymentRequest, payment: Payment, now: 
         raise LedgerRefused(f"payment {payment.id}: its card disappeared")
     payment = replace(payment, card_id=card.card_id)
     automatic = request.terms.capture is Capture.AUTOMATIC
-    source, target = _card_account(uow, card, payment.currency), _merchant_account(uow, payment)
+    source, target = card_account(uow, card, payment.currency), _merchant_account(uow, payment)
     if automatic:
         chain = _sale_chain(uow, payment, source, target, payment.amount_minor, f"{payment.id}:sale", "sale")
     else:
         chain = [TransferRequest(f"{payment.id}:hold", source, target, payment.amount_minor, payment.currency,
                                  kind=TransferKind.PENDING, timeout_s=limits.preauth_hold_s_default,
                                  code="online_hold")]
-    refused = _post(uow, chain, now)
+    refused = post_chain(uow, chain, now)
     if refused is not None:
         failed = replace(payment, status=op.payment_transition(payment.status if added else op.NEW, PaymentEvent.FAIL))
         store.update_payment(failed) if added else store.add_payment(failed)
@@ -250,6 +289,7 @@ def _authorize(uow: UnitOfWork, request: PaymentRequest, payment: Payment, now: 
     request = _move(uow, request, Event.SUCCEED if automatic else Event.AUTHORIZE, now)
     if automatic:
         events.emit(uow, request.merchant_id, "payment_request.paid", requests_service.to_json(request, base_url), now)
+        request = _hold_if_escrow(uow, vault, request, done, now, base_url)
     _notify_cardholder(uow, card, request, payment.amount_minor, f"{payment.id}", now, refund=False)
     return Checkout(request, done)
 
@@ -258,7 +298,7 @@ def _sale_chain(uow: UnitOfWork, payment: Payment, source: int, target: int, amo
                 code: str, *, kind: TransferKind = TransferKind.SINGLE) -> list[TransferRequest]:
     """Card → merchant (amount), merchant → platform fees (fee), linked: one atomic chain."""
     fee = fee_minor(amount)
-    fees = _account(uow, "platform", "fees_revenue", payment.currency)
+    fees = ledger_account(uow, "platform", "fees_revenue", payment.currency)
     first = TransferRequest(transfer_id, None if kind is TransferKind.POST_PENDING else source,
                             None if kind is TransferKind.POST_PENDING else target, amount,
                             None if kind is TransferKind.POST_PENDING else payment.currency, kind=kind,
@@ -270,7 +310,7 @@ def _sale_chain(uow: UnitOfWork, payment: Payment, source: int, target: int, amo
     return chain
 
 
-def _post(uow: UnitOfWork, chain: list[TransferRequest], now: datetime) -> str | None:
+def post_chain(uow: UnitOfWork, chain: list[TransferRequest], now: datetime) -> str | None:
     """Post a chain; a funds refusal is its reason, any other refusal is a programmer error."""
     outcomes = uow.ledger.create_transfers(chain, now)
     if any(o.result in _FUNDS_REFUSED for o in outcomes):
@@ -283,22 +323,22 @@ def _post(uow: UnitOfWork, chain: list[TransferRequest], now: datetime) -> str |
     return None
 
 
-def _account(uow: UnitOfWork, owner_ref: str, code: str, alpha: str) -> int:
+def ledger_account(uow: UnitOfWork, owner_ref: str, code: str, alpha: str) -> int:
     account_id = uow.ledger.find_account_id(owner_ref, code, alpha)
     if account_id is None:
         raise LedgerRefused(f"ledger account {owner_ref} {code} {alpha} missing")
     return account_id
 
 
-def _card_account(uow: UnitOfWork, card: IssuerCard, alpha: str) -> int:
+def card_account(uow: UnitOfWork, card: IssuerCard, alpha: str) -> int:
     funding = uow.registry.get_card(card.token_for_card_id) if card.token_for_card_id else card
     if funding is None:
         raise LedgerRefused(f"card {card.card_id} is a token for a missing card")
-    return _account(uow, card_account_owner_ref(card), funding_account_code(funding.funding), alpha)
+    return ledger_account(uow, card_account_owner_ref(card), funding_account_code(funding.funding), alpha)
 
 
 def _merchant_account(uow: UnitOfWork, payment: Payment) -> int:
-    return _account(uow, merchant_owner(payment.merchant_id), _funds_code(payment), payment.currency)
+    return ledger_account(uow, merchant_owner(payment.merchant_id), _funds_code(payment), payment.currency)
 
 
 def _funds_code(payment: Payment) -> str:
@@ -338,14 +378,14 @@ def fail_attempt(uow: UnitOfWork, request: PaymentRequest, payment: Payment, cod
 
 # --- the merchant: capture, cancel, refund ------------------------------------------------------
 
-def _merchant_request(uow: UnitOfWork, merchant_id: str, request_id: str, now: datetime) -> PaymentRequest:
+def merchant_request(uow: UnitOfWork, merchant_id: str, request_id: str, now: datetime) -> PaymentRequest:
     found = SqlOnlineStore(uow.connection).get_payment_request(merchant_id, request_id, lock=True)
     if found is None:
         raise NotFound(request_id)
     return requests_service.as_of(found, now)
 
 
-def _paid_attempt(uow: UnitOfWork, request: PaymentRequest) -> Payment:
+def paid_attempt(uow: UnitOfWork, request: PaymentRequest) -> Payment:
     attempt = _latest(SqlPaymentStore(uow.connection).payments_of_request(request.id))
     if attempt is None or attempt.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.AUTHORIZED):
         raise LedgerRefused(f"payment request {request.id} is {request.status.value} without a payment")
@@ -353,14 +393,14 @@ def _paid_attempt(uow: UnitOfWork, request: PaymentRequest) -> Payment:
 
 
 def capture(uow: UnitOfWork, merchant_id: str, request_id: str, amount: int | None, *, now: datetime,
-            base_url: str) -> PaymentRequest:
+            base_url: str, vault: Vault | None = None) -> PaymentRequest:
     """Post all or part of the hold of a ``requires_capture`` request; the rest is released."""
-    request = _merchant_request(uow, merchant_id, request_id, now)
+    request = merchant_request(uow, merchant_id, request_id, now)
     after = pr.transition(request.status, Event.CAPTURE)  # 409 naming the state unless requires_capture
-    payment = _paid_attempt(uow, request)
+    payment = paid_attempt(uow, request)
     captured = op.capture_amount(payment, amount)
     target = _merchant_account(uow, payment)
-    _post(uow, _sale_chain(uow, payment, 0, target, captured, f"{payment.id}:capture", "online_capture",
+    post_chain(uow, _sale_chain(uow, payment, 0, target, captured, f"{payment.id}:capture", "online_capture",
                            kind=TransferKind.POST_PENDING), now)
     payment = replace(payment, status=op.payment_transition(payment.status, PaymentEvent.CAPTURE),
                       captured_minor=captured, updated_at=now)
@@ -368,18 +408,33 @@ def capture(uow: UnitOfWork, merchant_id: str, request_id: str, amount: int | No
     SqlOnlineStore(uow.connection).set_payment_request_status(request.id, after, now)
     request = replace(request, status=after, updated_at=now)
     events.emit(uow, merchant_id, "payment_request.paid", requests_service.to_json(request, base_url), now)
+    return _hold_if_escrow(uow, vault, request, payment, now, base_url)
+
+
+def _hold_if_escrow(uow: UnitOfWork, vault: Vault | None, request: PaymentRequest, payment: Payment, now: datetime,
+                    base_url: str) -> PaymentRequest:
+    """A paid escrow request is ``held`` (its money sits in ``merchant_escrow``) until released;
+    the buyer's signed link (services/escrow.py) goes to the cardholder's phone."""
+    if not request.terms.escrow:
+        return request
+    from paypos.services import escrow  # escrow builds on this module's postings
+
+    SqlEscrowStore(uow.connection).add_escrow(new_escrow(request.id, request.merchant_id, payment.id, now))
+    request = _move(uow, request, Event.HOLD, now)
+    if vault is not None:
+        escrow.send_buyer_link(uow, vault, request, payment.card_id, now, base_url)
     return request
 
 
 def cancel(uow: UnitOfWork, merchant_id: str, request_id: str, *, now: datetime) -> PaymentRequest:
     """Cancel an unpaid request, or void the hold of a ``requires_capture`` one."""
-    request = _merchant_request(uow, merchant_id, request_id, now)
+    request = merchant_request(uow, merchant_id, request_id, now)
     if request.status is not Status.REQUIRES_CAPTURE:
         return requests_service.cancel(uow, merchant_id, request_id, now)
     after = pr.transition(request.status, Event.VOID)
-    payment = _paid_attempt(uow, request)
+    payment = paid_attempt(uow, request)
     try:
-        _post(uow, [TransferRequest(f"{payment.id}:void", kind=TransferKind.VOID_PENDING,
+        post_chain(uow, [TransferRequest(f"{payment.id}:void", kind=TransferKind.VOID_PENDING,
                                     pending_id=f"{payment.id}:hold", code="online_void")], now)
     except HoldExpired:
         pass  # the ledger already released it: canceling only records that
@@ -392,13 +447,21 @@ def cancel(uow: UnitOfWork, merchant_id: str, request_id: str, *, now: datetime)
 def refund(uow: UnitOfWork, vault: Vault, merchant_id: str, request_id: str, amount: int | None,
            reason: str | None, *, now: datetime, random: Random = secrets.token_bytes) -> Refund:
     """Return all or part of what is left of the payment to the original card."""
-    request = _merchant_request(uow, merchant_id, request_id, now)
-    if request.status not in (Status.PAID, Status.PARTIALLY_REFUNDED):
+    request = merchant_request(uow, merchant_id, request_id, now)
+    if request.status not in _REFUNDABLE:
         raise IllegalTransition(request.status, Event.REFUND_PARTIAL)
-    payment = _paid_attempt(uow, request)
-    refunded = op.refund_amount(payment, amount)
+    return refund_payment(uow, vault, request, amount, reason, now=now, random=random)
+
+
+def refund_payment(uow: UnitOfWork, vault: Vault, request: PaymentRequest, amount: int | None, reason: str | None,
+                   *, now: datetime, random: Random = secrets.token_bytes) -> Refund:
+    """Refund the locked ``request``'s payment (the state machine says whether its state may)."""
+    merchant_id = request.merchant_id
+    payment = paid_attempt(uow, request)
+    disputed = SqlEscrowStore(uow.connection).disputed_minor(payment.id)  # a chargeback already took it
+    refunded = op.refund_amount(replace(payment, refunded_minor=payment.refunded_minor + disputed), amount)
     text = op.refund_reason(reason)
-    full = refunded == payment.refundable_minor
+    full = refunded + disputed == payment.refundable_minor
     after = pr.transition(request.status, Event.REFUND_FULL if full else Event.REFUND_PARTIAL)
     item = Refund(id=op.new_refund_id(random(op.ID_RANDOM_BYTES)), payment_id=payment.id,
                   payment_request_id=request.id, merchant_id=merchant_id, amount_minor=refunded,
@@ -420,9 +483,18 @@ def _refund_card(uow: UnitOfWork, request: PaymentRequest, payment: Payment, ite
     card = uow.registry.get_card(payment.card_id or "")
     if card is None:
         raise LedgerRefused(f"payment {payment.id}: its card disappeared")
-    refused = _post(uow, [TransferRequest(f"{item.id}:refund", _merchant_account(uow, payment),
-                                          _card_account(uow, card, payment.currency), item.amount_minor,
-                                          payment.currency, code="refund")], now)
+    source = _merchant_account(uow, payment)
+    chain = [TransferRequest(f"{item.id}:refund", source, card_account(uow, card, payment.currency),
+                             item.amount_minor, payment.currency, code="refund")]
+    if payment.escrow and item.amount_minor == payment.refundable_minor:
+        # The escrow holds captured − fee − refunded: the last refund out of it returns the
+        # sale's fee too, so the buyer gets all back and the escrow ends at exactly zero.
+        fee = fee_minor(payment.captured_minor)
+        if fee:
+            chain.insert(0, TransferRequest(f"{item.id}:fee_return", ledger_account(uow, "platform", "fees_revenue",
+                                            payment.currency), source, fee, payment.currency,
+                                            code="fee_return", linked=True))
+    refused = post_chain(uow, chain, now)
     if refused is not None:
         raise InsufficientBalance(f"the merchant's {item.source} balance cannot fund a refund of "
                                   f"{item.amount_minor} minor units")

@@ -90,7 +90,7 @@ def _seed_terminals(uow: UnitOfWork, vault: Vault, now: datetime, report: SeedRe
 
 def _seed_platform_accounts(uow: UnitOfWork) -> None:
     for alpha in sorted({m.currency for m in catalog.MERCHANTS}):
-        for code in ("fees_revenue", "scheme_clearing"):
+        for code in ("fees_revenue", "scheme_clearing", "disputes_clearing"):
             uow.ledger.open_account(PLATFORM, PLATFORM, code, alpha)
 
 

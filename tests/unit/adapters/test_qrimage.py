@@ -130,6 +130,13 @@ def test_svg_size_is_modules_times_scale():
     assert (float(svg.get("width")), float(svg.get("height"))) == (modules * 7, modules * 7)
 
 
+def test_a_scalable_svg_has_a_view_box_and_no_fixed_size_so_css_shrinks_it_whole():
+    svg = ET.fromstring(render_qr_svg(BCB_STATIC_SAMPLE, scale=7, scalable=True).encode("utf-8"))
+    modules = len(modules_of_svg(render_qr_svg(BCB_STATIC_SAMPLE, scale=1)))
+    assert svg.get("width") is None and svg.get("height") is None
+    assert [float(v) for v in svg.get("viewBox").split()] == [0, 0, modules * 7, modules * 7]
+
+
 # --- text --------------------------------------------------------------------------------
 
 _UPPER = {"█": True, "▀": True, "▄": False, " ": False}

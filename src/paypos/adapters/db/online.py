@@ -91,6 +91,13 @@ class SqlOnlineStore:
             query = query.where(t.created_at <= created_lte)
         return [payment_request_of(r) for r in self._c.execute(newest_first(query, payment_requests, limit, after))]
 
+    def due_to_expire(self, now: datetime, limit: int) -> list[str]:
+        """Ids of requests past ``expires_at`` still unpaid or in an attempt, oldest expiry first."""
+        t = payment_requests.c
+        query = (sa.select(t.id).where(t.status.in_((Status.REQUIRES_PAYMENT.value, Status.PROCESSING.value)),
+                                       t.expires_at <= now).order_by(t.expires_at, t.id).limit(limit))
+        return list(self._c.execute(query).scalars())
+
     # --- idempotency keys ------------------------------------------------------------
 
     def get_idempotency_key(self, merchant_id: str, key: str) -> IdempotencyRecord | None:

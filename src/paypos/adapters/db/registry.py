@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -73,6 +74,23 @@ class SqlRegistry:
     def api_key_exists(self, key_id: str) -> bool:
         query = sa.select(merchant_api_keys.c.key_id).where(merchant_api_keys.c.key_id == key_id)
         return self._db.execute(query).first() is not None
+
+    def api_keys_of_merchant(self, merchant_id: str, *, limit: int, active_only: bool = False,
+                             key_id: str | None = None, lock: bool = False) -> list[sa.Row[Any]]:
+        """The merchant's keys (or its ``key_id``), newest first, never the hash; ``lock``
+        serialises the changes of one merchant's key set."""
+        c = merchant_api_keys.c
+        query = (sa.select(c.key_id, c.merchant_id, c.prefix, c.label, c.created_at, c.revoked_at)
+                 .where(c.merchant_id == merchant_id).order_by(c.created_at.desc(), c.key_id.desc()).limit(limit))
+        if active_only:
+            query = query.where(c.revoked_at.is_(None))
+        if key_id is not None:
+            query = query.where(c.key_id == key_id)
+        return list(self._db.execute(query.with_for_update() if lock else query))
+
+    def revoke_api_key(self, key_id: str, now: datetime) -> None:
+        self._db.execute(merchant_api_keys.update().where(
+            merchant_api_keys.c.key_id == key_id, merchant_api_keys.c.revoked_at.is_(None)).values(revoked_at=now))
 
     # --- terminals -----------------------------------------------------------
 

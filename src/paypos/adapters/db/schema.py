@@ -645,3 +645,51 @@ refunds = sa.Table(
     sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
     sa.Index("ix_refunds_merchant_created", "merchant_id", "created_at", "id"),
 )
+
+# --- escrow and disputes (issue 6, docs/escrow-disputes.md) ---------------------------------
+
+# One row per escrow request once paid: shipping, release and the buyer's refund request. The
+# state itself is the payment request's status (domain/payment_request.py).
+escrows = sa.Table(
+    "escrows",
+    metadata,
+    sa.Column("payment_request_id", sa.String(27), sa.ForeignKey("payment_requests.id"), primary_key=True),
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False),
+    sa.Column("payment_id", sa.String(28), sa.ForeignKey("payments.id"), nullable=False),
+    sa.Column("carrier", sa.String(64), nullable=True),
+    sa.Column("tracking_number", sa.String(64), nullable=True),
+    sa.Column("held_at", UTCDateTime, nullable=False),
+    sa.Column("shipped_at", UTCDateTime, nullable=True),
+    sa.Column("release_due_at", UTCDateTime, nullable=True, index=True),  # shipped_at + auto-release period
+    sa.Column("released_at", UTCDateTime, nullable=True),
+    sa.Column("release_reason", sa.String(16), nullable=True),  # buyer_confirmed | auto | operator
+    sa.Column("refund_reason", sa.String(500), nullable=True),
+    sa.Column("refund_requested_at", UTCDateTime, nullable=True),
+    sa.Column("merchant_answer", sa.String(16), nullable=True),  # accepted | rejected
+    sa.Column("operator_decision", sa.String(16), nullable=True),  # refund | release
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Disputes (chargebacks) the sandbox issuer opens on card payments.
+disputes = sa.Table(
+    "disputes",
+    metadata,
+    sa.Column("id", sa.String(27), primary_key=True),  # "dp_" + 24 base32 characters
+    sa.Column("payment_id", sa.String(28), sa.ForeignKey("payments.id"), nullable=False, index=True),
+    sa.Column("payment_request_id", sa.String(27), sa.ForeignKey("payment_requests.id"), nullable=False),
+    sa.Column("merchant_id", sa.String(15), sa.ForeignKey("merchants.merchant_id"), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),  # ISO 4217 alpha
+    sa.Column("fee_minor", sa.BigInteger, nullable=False),
+    sa.Column("reason_code", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),  # needs_response | under_review | won | lost
+    sa.Column("source", sa.String(32), nullable=False),  # the merchant account debited
+    sa.Column("evidence_text", sa.Text, nullable=True),
+    sa.Column("evidence_submitted_at", UTCDateTime, nullable=True),
+    sa.Column("evidence_due_by", UTCDateTime, nullable=False),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
+    sa.Index("ix_disputes_merchant_created", "merchant_id", "created_at", "id"),  # cursor pages
+)

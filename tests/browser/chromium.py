@@ -1,0 +1,36 @@
+"""Which Chromium the browser tests drive, and what happens without one.
+
+Chromium comes from Debian (``/usr/bin/chromium``; `.ci/run` installs it; ``PAYPOS_CHROMIUM``
+overrides the path), never from Playwright's downloads. Without it, or without the playwright
+package, a browser test module is skipped with one line — except under ``CI=true``, where that
+is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI
+
+CHROMIUM = Path(os.environ.get("PAYPOS_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def require_browser() -> None:
+    """Call at the top of a browser test module."""
+    reason = None
+    if not CHROMIUM.exists():
+        reason = f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "playwright is not installed (pip install -e '.[dev]')"
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"browser tests: {reason} (CI=true: they must run)", pytrace=False)
+    pytest.skip(f"browser tests: {reason}", allow_module_level=True)
