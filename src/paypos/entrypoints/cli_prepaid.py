@@ -125,7 +125,9 @@ def _show(title: str, rows: list[dict[str, Any]], columns: list[str], as_json: b
         return
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold", no_wrap=column == "masked_pan")  # a PAN reads whole
+        # Ids and PANs read (and copy) whole; other columns fold to fit the terminal's width.
+        whole = column in ("id", "masked_pan") or column.endswith("_id")
+        table.add_column(column, overflow="fold", no_wrap=whole)
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
     out.print(table)

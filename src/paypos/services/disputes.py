@@ -163,7 +163,8 @@ def _merchant_account(uow: UnitOfWork, dispute: Dispute) -> int:
 
 
 def _clearing(uow: UnitOfWork, alpha: str) -> int:
-    return payments.ledger_account(uow, PLATFORM, "disputes_clearing", alpha)
+    # Opened on first use too: a data dir initialised before disputes existed has none yet.
+    return uow.ledger.open_account(PLATFORM, PLATFORM, "disputes_clearing", alpha).id
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -338,7 +338,10 @@ def card_account(uow: UnitOfWork, card: IssuerCard, alpha: str) -> int:
 
 
 def _merchant_account(uow: UnitOfWork, payment: Payment) -> int:
-    return ledger_account(uow, merchant_owner(payment.merchant_id), _funds_code(payment), payment.currency)
+    code, owner = _funds_code(payment), merchant_owner(payment.merchant_id)
+    if code == "merchant_escrow":  # opened on first use too: older data dirs predate escrow
+        return uow.ledger.open_account(owner, owner, code, payment.currency).id
+    return ledger_account(uow, owner, code, payment.currency)
 
 
 def _funds_code(payment: Payment) -> str:
