@@ -693,3 +693,22 @@ disputes = sa.Table(
     sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
     sa.Index("ix_disputes_merchant_created", "merchant_id", "created_at", "id"),  # cursor pages
 )
+
+# --- issue 7: audit log ----------------------------------------------------------------------
+
+# Who did what to which object: every state change made by a person (console, CLI operator
+# commands). Append-only; a later issue chains the rows by hash (tamper evidence).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(96), nullable=False),  # "user:<id>", "cli:<os user>", "system"
+    sa.Column("action", sa.String(64), nullable=False),  # "application.approve", "terminal.suspend"
+    sa.Column("subject_type", sa.String(32), nullable=False),
+    sa.Column("subject_id", sa.String(64), nullable=False),
+    sa.Column("merchant_id", sa.String(15), nullable=True),  # whose data, for a merchant's view
+    sa.Column("details_json", sa.Text, nullable=False, server_default="{}"),  # never card data
+    sa.Index("ix_audit_log_subject", "subject_type", "subject_id"),
+    sa.Index("ix_audit_log_merchant_seq", "merchant_id", "seq"),
+)
