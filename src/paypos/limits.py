@@ -256,3 +256,24 @@ disputes_page_size_max = 100
 # The sweep that writes unpaid payment requests past expires_at as expired (paypos serve):
 # requests per transaction; it runs with the hold-expiry sweep (pending_expiry_sweep_interval_s).
 payment_request_expiry_batch_max = 200
+
+# --- issue 7: merchant lifecycle (docs/merchant-lifecycle.md) --------------------------------
+# An application's text fields (legal name, address, city) and a rejection's free text.
+application_legal_name_chars_max = 128
+application_address_chars_max = 128
+application_city_chars_max = 64
+application_reject_text_chars_max = 500
+application_reject_reasons_max = 10
+applications_listed_max = 200
+# Uploaded documents (ID card scans, business licence): size, how many per application, and
+# the displayed (sanitised) original file name.
+document_bytes_max = 5 * 1024 * 1024
+documents_per_application_max = 20
+document_file_name_chars_max = 128
+# Terminals: a location label, the one-time activation code (its length, lifetime and the
+# wrong attempts it survives), and the terminals a listing shows.
+terminal_location_chars_max = 128
+terminal_activation_code_chars = 10
+terminal_activation_code_ttl_s = 72 * 3600
+terminal_activation_attempts_max = 5
+terminals_listed_max = 500

@@ -224,8 +224,11 @@ def authenticated_merchant(request: Request) -> str:
     app = _paypos(request)
     with app.uow(write=False) as uow:
         merchant_id = uow.registry.merchant_for_api_key(hash_api_secret(token.strip()))
-    if merchant_id is None:
+        merchant = None if merchant_id is None else uow.registry.get_merchant(merchant_id)
+    if merchant_id is None or merchant is None:
         raise Problem(401, "unauthorized", "Unauthorized", "the API key is unknown or revoked")
+    if merchant.status != "active":  # suspended or closed (issue 7), or approved and not yet active
+        raise Problem(403, "merchant-not-active", "Merchant not active", f"the merchant is {merchant.status}")
     return merchant_id
 
 

@@ -22,7 +22,8 @@ from paypos.services import api_keys as service
 from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _app, _fail, _show
 
 T = TypeVar("T")
-merchants_app = typer.Typer(help="Merchants: their secret API keys (create, list, revoke).", no_args_is_help=True)
+merchants_app = typer.Typer(help="Merchants: applications and review, lifecycle (activate, suspend, reactivate, close), "
+                             "secret API keys.", no_args_is_help=True)
 api_keys_app = typer.Typer(help="A merchant's secret API keys: create (shown once), list, revoke.",
                            no_args_is_help=True)
 merchants_app.add_typer(api_keys_app, name="api-keys")
@@ -77,3 +78,9 @@ def revoke(merchant: MerchantId, key_id: Annotated[str, typer.Argument(help="The
 
     revoked = _run(data_dir, database_url, work)
     _show("Revoked API key", [revoked], _COLUMNS, as_json, revoked)
+
+
+# Onboarding and the merchant's lifecycle (issue 7) live in their own module.
+from paypos.entrypoints.cli_onboarding import register_lifecycle_commands  # noqa: E402
+
+register_lifecycle_commands(merchants_app)

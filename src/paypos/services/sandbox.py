@@ -72,13 +72,18 @@ def _seed_acquirer_and_merchants(uow: UnitOfWork, now: datetime, report: SeedRep
         key_id, secret = catalog.merchant_api_key(merchant.merchant_id)
         if not uow.registry.api_key_exists(key_id):
             uow.registry.add_api_key(key_id, merchant.merchant_id, "sk_test_", hash_api_secret(secret), "sandbox", now)
-        owner = merchant_owner(merchant.merchant_id)
-        uow.ledger.open_account(owner, owner, "merchant_pending", merchant.currency)
-        # Online payments of escrow requests, held until the goods arrive (issue 6).
-        uow.ledger.open_account(owner, owner, "merchant_escrow", merchant.currency)
-        # Settled funds the merchant can be paid (or refund from): never below zero.
-        uow.ledger.open_account(owner, owner, "merchant_available", merchant.currency,
-                                AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+        open_merchant_accounts(uow, merchant.merchant_id, merchant.currency)
+
+
+def open_merchant_accounts(uow: UnitOfWork, merchant_id: str, currency_alpha: str) -> None:
+    """A merchant's ledger accounts (idempotent): the sandbox seed and an approved application."""
+    owner = merchant_owner(merchant_id)
+    uow.ledger.open_account(owner, owner, "merchant_pending", currency_alpha)
+    # Online payments of escrow requests, held until the goods arrive (issue 6).
+    uow.ledger.open_account(owner, owner, "merchant_escrow", currency_alpha)
+    # Settled funds the merchant can be paid (or refund from): never below zero.
+    uow.ledger.open_account(owner, owner, "merchant_available", currency_alpha,
+                            AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 
 
 def _seed_terminals(uow: UnitOfWork, vault: Vault, now: datetime, report: SeedReport) -> None:

@@ -50,6 +50,11 @@ class SqlRegistry:
         row = self._db.execute(sa.select(merchants).where(merchants.c.merchant_id == merchant_id)).one_or_none()
         return None if row is None else _merchant(row)
 
+    def set_merchant_status(self, merchant_id: str, status: str) -> None:
+        """A merchant's new lifecycle status (issue 7); the host sees it at once in this process."""
+        self._cache.clear()
+        self._db.execute(merchants.update().where(merchants.c.merchant_id == merchant_id).values(status=status))
+
     def list_merchants(self) -> list[Merchant]:
         return [_merchant(r) for r in self._db.execute(sa.select(merchants).order_by(merchants.c.merchant_id))]
 
@@ -104,6 +109,11 @@ class SqlRegistry:
     def _load_terminal(self, terminal_id: str) -> Terminal | None:
         row = self._db.execute(sa.select(terminals).where(terminals.c.terminal_id == terminal_id)).one_or_none()
         return None if row is None else _terminal(row)
+
+    def set_terminal_status(self, terminal_id: str, status: str) -> None:
+        """A terminal's new status (issue 7: provisioned, active, suspended, replaced)."""
+        self._cache.clear()
+        self._db.execute(terminals.update().where(terminals.c.terminal_id == terminal_id).values(status=status))
 
     def list_terminals(self) -> list[Terminal]:
         return [_terminal(r) for r in self._db.execute(sa.select(terminals).order_by(terminals.c.terminal_id))]

@@ -712,3 +712,77 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_subject", "subject_type", "subject_id"),
     sa.Index("ix_audit_log_merchant_seq", "merchant_id", "seq"),
 )
+
+# --- issue 7: merchant lifecycle -------------------------------------------------------------
+
+# A merchant's application (docs/merchant-lifecycle.md): draft → submitted → approved |
+# rejected. Identity numbers of persons are sealed by the vault (only a masked form is plain);
+# a business's unified social credit code is public and kept plain. ``editors_json`` lists
+# every actor who edited or submitted (maker-checker: none of them may approve or reject).
+merchant_applications = sa.Table(
+    "merchant_applications",
+    metadata,
+    sa.Column("id", sa.String(28), primary_key=True),  # "app_" + 24 base32 characters
+    sa.Column("reference", sa.String(64), nullable=True, unique=True),  # the creator's retry key
+    sa.Column("kind", sa.String(16), nullable=False),  # individual | business
+    sa.Column("legal_name", sa.String(128), nullable=False),
+    sa.Column("id_number_enc", sa.LargeBinary, nullable=False),  # sealed resident ID
+    sa.Column("id_number_masked", sa.String(18), nullable=False),
+    sa.Column("licence_number", sa.String(18), nullable=True),  # USCC, businesses only
+    sa.Column("phone", sa.String(16), nullable=False),
+    sa.Column("mcc", sa.String(4), nullable=False),
+    sa.Column("city", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(128), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),  # ISO 4217 alpha
+    sa.Column("country", sa.String(3), nullable=False),  # ISO 3166-1 numeric
+    sa.Column("status", sa.String(16), nullable=False),  # draft | submitted | approved | rejected
+    sa.Column("editors_json", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("last_editor", sa.String(96), nullable=False),
+    sa.Column("reject_codes", sa.String(256), nullable=True),  # comma-separated reason codes
+    sa.Column("reject_text", sa.Text, nullable=True),
+    sa.Column("decided_by", sa.String(96), nullable=True),
+    sa.Column("decided_at", UTCDateTime, nullable=True),
+    sa.Column("merchant_id", sa.String(15), nullable=True, unique=True),  # set on approval
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_merchant_applications_status_created", "status", "created_at"),
+)
+
+# Uploaded documents: the bytes live in the data dir as documents/<sha256>; the row is the
+# only way to them (an unguessable id, served to the operator or the owning merchant only).
+merchant_documents = sa.Table(
+    "merchant_documents",
+    metadata,
+    sa.Column("id", sa.String(28), primary_key=True),  # "doc_" + 24 base32 characters
+    sa.Column("application_id", sa.String(28), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.Integer, nullable=False),
+    sa.Column("media_type", sa.String(32), nullable=False),
+    sa.Column("file_name", sa.String(128), nullable=False),  # sanitised, display only
+    sa.Column("uploaded_by", sa.String(96), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("application_id", "sha256", name="uq_merchant_documents_application_sha256"),
+)
+
+# A terminal's life before and beside the host's ``terminals`` row: the request (merchant,
+# location), its DUKPT device id, the one-time activation code (hashed) and its attempts.
+terminal_provisioning = sa.Table(
+    "terminal_provisioning",
+    metadata,
+    sa.Column("id", sa.String(28), primary_key=True),  # "trq_" + 24 base32 characters
+    sa.Column("reference", sa.String(64), nullable=True, unique=True),  # the requester's retry key
+    sa.Column("merchant_id", sa.String(15), nullable=False, index=True),
+    sa.Column("location", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # requested | provisioned | active | suspended | replaced
+    sa.Column("terminal_id", sa.String(8), nullable=True, unique=True),
+    sa.Column("device_id", sa.Integer, nullable=True, unique=True),  # KSN device id (19 bits)
+    sa.Column("activation_code_hash", sa.String(64), nullable=True),
+    sa.Column("activation_expires_at", UTCDateTime, nullable=True),
+    sa.Column("activation_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("activated_at", UTCDateTime, nullable=True),
+    sa.Column("replaces_terminal_id", sa.String(8), nullable=True),
+    sa.Column("replaced_by_terminal_id", sa.String(8), nullable=True),
+    sa.Column("created_by", sa.String(96), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
