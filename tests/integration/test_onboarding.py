@@ -273,3 +273,37 @@ def test_a_closed_merchant_is_never_reactivated(app: App) -> None:
         in_uow(app, lambda uow: onboarding.suspend_merchant(uow, CHECKER, app.clock(), "NOPE00000000000"))
     with app.uow(write=False) as uow:
         assert [e.action for e in audit.entries(uow, merchant_id=CAFE)] == ["merchant.close"]
+
+
+def test_the_operator_api_takes_an_application_to_an_active_terminal_with_maker_checker(client: TestClient) -> None:
+    alice, bob = OPERATOR, {**OPERATOR, "Paypos-Operator": "bob"}
+    created = client.post("/v1/operator/applications", json={**fields(), "reference": "web-1"}, headers=alice)
+    assert created.status_code == 201, created.text
+    url = f"/v1/operator/applications/{created.json()['id']}"
+    assert client.post(url + "/submit", headers=alice).json()["status"] == "submitted"
+    refused = client.post(url + "/approve", headers=alice)
+    assert refused.status_code == 409 and refused.json()["type"].endswith("maker-checker")
+    merchant_id = client.post(url + "/approve", headers=bob).json()["merchant_id"]
+    request = client.post("/v1/operator/terminal_requests", json={"merchant": merchant_id, "location": "Till"},
+                          headers=alice).json()
+    provisioned = client.post(f"/v1/operator/terminal_requests/{request['request_id']}/provision", headers=alice)
+    assert provisioned.status_code == 201 and provisioned.headers["cache-control"] == "no-store"
+    package = provisioned.json()["package"]
+    terminal_url = f"/v1/operator/terminals/{package['terminal_id']}"
+    wrong = client.post(terminal_url + "/activate", json={"code": "AAAAAAAAAA"}, headers=alice)
+    assert wrong.status_code == 409 and "4 attempts left" in wrong.json()["detail"]
+    assert client.post(terminal_url + "/activate", json={"code": package["activation_code"]},
+                       headers=alice).json()["status"] == "active"
+    assert client.post(f"/v1/operator/merchants/{merchant_id}/suspend", json={"reason": "review"},
+                       headers=alice).json()["status"] == "suspended"
+    assert client.get(terminal_url, headers=alice).json()["status"] == "active"
+
+
+def test_the_operator_api_refuses_bad_fields_a_missing_operator_name_and_no_token(client: TestClient) -> None:
+    bad = client.post("/v1/operator/applications", json=fields(phone="12345"), headers=OPERATOR)
+    assert bad.status_code == 422 and bad.json()["field"] == "phone"
+    unnamed = client.post("/v1/operator/applications", json=fields(),
+                          headers={"Authorization": OPERATOR["Authorization"]})
+    assert unnamed.status_code == 422
+    assert client.post("/v1/operator/applications", json=fields()).status_code == 401
+    assert client.get("/v1/operator/terminals/NOPE0000", headers=OPERATOR).status_code == 404
