@@ -211,7 +211,8 @@ def _install_merchant_routes(api: FastAPI) -> None:
 
     @api.post("/v1/operator/merchants/{merchant_id}/{change}", tags=_TAGS, responses=_PROBLEMS,
               dependencies=operator)
-    def change_merchant(request: Request, merchant_id: str, change: Literal["activate", "suspend", "reactivate", "close"],
+    def change_merchant(request: Request, merchant_id: str,
+                        change: Literal["activate", "suspend", "reactivate", "close"],
                         paypos_operator: OperatorName, body: ReasonBody | None = None) -> JSONResponse:
         """A merchant's lifecycle: activate (approved), suspend, reactivate (suspended), close."""
         app, actor = _app(request), _actor(paypos_operator)
@@ -258,7 +259,8 @@ def _install_terminal_routes(api: FastAPI) -> None:
             uow, app.vault, actor, app.clock(), terminal_id)), headers={"Cache-Control": "no-store"})
 
     @api.post("/v1/operator/terminals/{terminal_id}/bind", tags=_TAGS, responses=_PROBLEMS, dependencies=operator)
-    def bind_terminal(request: Request, terminal_id: str, body: BindBody, paypos_operator: OperatorName) -> JSONResponse:
+    def bind_terminal(request: Request, terminal_id: str, body: BindBody,
+                      paypos_operator: OperatorName) -> JSONResponse:
         """Move a terminal to another location."""
         app, actor = _app(request), _actor(paypos_operator)
         return JSONResponse(_run(request, lambda uow: terminals.bind(uow, actor, app.clock(), terminal_id,
@@ -334,3 +336,5 @@ def _run(request: Request, work: Callable[[UnitOfWork], T], *, write: bool = Tru
         raise Problem(409, "activation-refused", "Activation refused", str(error)) from None
     except (onboarding.TooManyDocuments, terminals.MerchantNotTrading) as error:
         raise Problem(409, "refused", "Refused", str(error)) from None
+    except onboarding.DocumentCorrupted as error:  # the data dir lost or changed the file: an operator's matter
+        raise Problem(500, "document-unavailable", "Document unavailable", str(error)) from None

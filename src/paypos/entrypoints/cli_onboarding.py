@@ -162,7 +162,8 @@ def reject(application_id: ApplicationId,
 
 @applications_app.command("show")
 def show(application_id: ApplicationId,
-         reveal: Annotated[bool, typer.Option("--reveal", help="Show the full identity number (audit-logged).")] = False,
+         reveal: Annotated[bool, typer.Option(
+             "--reveal", help="Show the full identity number (audit-logged).")] = False,
          operator: Operator = None, as_json: JsonFlag = False, data_dir: DataDir = None,
          database_url: DatabaseUrl = None) -> None:
     """One application with its documents (the identity number masked unless --reveal)."""

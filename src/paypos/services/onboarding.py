@@ -297,7 +297,10 @@ def read_document(uow: UnitOfWork, data_dir: Path, document_id: str, *,
                                  .where(docs.c.id == document_id)).one_or_none()
     if row is None or (merchant_id is not None and row.merchant_id != merchant_id):
         raise DocumentNotFound(document_id)
-    content = _document_path(data_dir, row.sha256).read_bytes()
+    try:
+        content = _document_path(data_dir, row.sha256).read_bytes()
+    except FileNotFoundError:
+        raise DocumentCorrupted(f"document {document_id}: its file is missing from the data dir") from None
     if hashlib.sha256(content).hexdigest() != row.sha256:
         raise DocumentCorrupted(f"document {document_id}: stored bytes do not match their SHA-256")
     return _document_json(row), content

@@ -290,7 +290,8 @@ def list_terminals(uow: UnitOfWork, *, merchant_id: str | None = None, status: s
         terminals.outerjoin(prov, prov.c.terminal_id == t.terminal_id)).order_by(t.terminal_id).limit(limit)
     requested = sa.select(prov).where(prov.c.status == "requested").order_by(prov.c.created_at, prov.c.id).limit(limit)
     if merchant_id is not None:
-        joined, requested = joined.where(t.merchant_id == merchant_id), requested.where(prov.c.merchant_id == merchant_id)
+        joined = joined.where(t.merchant_id == merchant_id)
+        requested = requested.where(prov.c.merchant_id == merchant_id)
     if status is not None:
         joined = joined.where(t.status == status)
     if terminal_id is not None:
