@@ -57,6 +57,11 @@ def test_an_application_becomes_an_active_merchant_with_a_terminal(sandbox_copy:
                             "--code", package["activation_code"])
     assert activated["status"] == "active"
     assert paypos_json(sandbox_copy, "merchants", "show", merchant)["status"] == "active"
+    shown = paypos_json(sandbox_copy, "merchants", "applications", "show", created["id"])
+    assert "360426199101010071" not in json.dumps(shown) and shown["id_number_masked"] == "360426********0071"
+    revealed = paypos_json(sandbox_copy, "merchants", "applications", "show", created["id"], "--reveal",
+                           "--operator", "bob")
+    assert revealed["id_number"] == "360426199101010071"
     saved = tmp_path / "copy.pdf"
     paypos_json(sandbox_copy, "merchants", "applications", "documents", "save", document["id"], "--to", str(saved))
     assert saved.read_bytes() == b"%PDF-1.4 licence"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,25 @@ def test_the_operator_api_refuses_bad_fields_a_missing_operator_name_and_no_toke
     assert unnamed.status_code == 422
     assert client.post("/v1/operator/applications", json=fields()).status_code == 401
     assert client.get("/v1/operator/terminals/NOPE0000", headers=OPERATOR).status_code == 404
+
+
+def test_two_checkers_approving_at_once_make_one_merchant(app: App) -> None:
+    application_id = submitted(app)
+    barrier, outcomes = threading.Barrier(2), []
+
+    def approve(checker: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(in_uow(app, lambda uow: onboarding.approve_application(
+                uow, checker, app.clock(), application_id))["merchant_id"])
+        except rules.IllegalTransition as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=approve, args=(f"user:checker-{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(isinstance(o, str) for o in outcomes) == 1 and sum(isinstance(o, Exception) for o in outcomes) == 1
+    with app.uow(write=False) as uow:
+        assert len(uow.registry.list_merchants()) == 1

@@ -138,7 +138,7 @@ def provision(uow: UnitOfWork, vault: Vault, actor: str, now: datetime, request_
                  details={"request_id": request_id, "initial_ksn": ksn.hex().upper()})  # a KSN is not secret
     package = {"terminal_id": terminal_id, "merchant_id": merchant.merchant_id, "initial_ksn": ksn.hex().upper(),
                "ipek": derive_ipek(bytes.fromhex(ACQUIRER_BDK), ksn).hex().upper(),
-               "activation_code": code, "activation_expires_at": onboarding._iso(expires)}
+               "activation_code": code, "activation_expires_at": _iso(expires)}
     return {**_json(_row(uow, prov.c.id == request_id)), "package": package}
 
 
@@ -155,7 +155,7 @@ def new_activation_code(uow: UnitOfWork, vault: Vault, actor: str, now: datetime
         activation_attempts=0, updated_at=now))
     audit.record(uow, now, actor, "terminal.new_activation_code", "terminal", terminal_id, merchant_id=row.merchant_id)
     return {**_json(_row(uow, prov.c.id == row.id)), "activation_code": code,
-            "activation_expires_at": onboarding._iso(expires)}
+            "activation_expires_at": _iso(expires)}
 
 
 # --- activate ------------------------------------------------------------------------------
@@ -306,14 +306,14 @@ def _terminal_json(row: sa.Row[Any]) -> dict[str, Any]:
     return {"terminal_id": row.terminal_id, "object": "terminal", "request_id": row.id,
             "merchant_id": row.merchant_id, "location": row.location, "status": row.status,
             "initial_ksn": row.initial_ksn, "mac_required": bool(row.mac_required),
-            "activated_at": onboarding._iso(row.activated_at), "replaces": row.replaces_terminal_id,
+            "activated_at": _iso(row.activated_at), "replaces": row.replaces_terminal_id,
             "replaced_by": row.replaced_by_terminal_id}
 
 
 def _json(row: sa.Row[Any]) -> dict[str, Any]:
     return {"terminal_id": row.terminal_id, "object": "terminal", "request_id": row.id,
             "merchant_id": row.merchant_id, "location": row.location, "status": row.status,
-            "activated_at": onboarding._iso(row.activated_at), "replaces": row.replaces_terminal_id,
+            "activated_at": _iso(row.activated_at), "replaces": row.replaces_terminal_id,
             "replaced_by": row.replaced_by_terminal_id, "id": row.terminal_id or row.id}
 
 
@@ -382,3 +382,7 @@ def _new_code(random: Callable[[int], bytes]) -> str:
 def _code_hash(vault: Vault, terminal_id: str, code: str) -> str:
     """A keyed hash (HMAC-SHA256 under the data key): a stolen database does not give the codes."""
     return vault.lookup_hash(f"{terminal_id}:{code}", HASH_PURPOSE)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
