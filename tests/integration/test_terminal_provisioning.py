@@ -19,7 +19,11 @@ from paypos.protocol.dukpt import derive_ipek
 from paypos.services import audit, onboarding
 from paypos.services import terminals as service
 from paypos.services.host import IsoHost
+from paypos.protocol import iso8583
+from paypos.terminal.card import CardProfile, InMemoryAtcStore, SoftCard
+from paypos.terminal.engine import TerminalEngine
 from paypos.terminal.simulator import SoftTerminal
+from paypos.terminal.store import TerminalConfig, TerminalStore
 from tests.integration.test_host import cards, chip_sale, host, send, terminal  # noqa: F401  (fixtures)
 from tests.integration.test_onboarding import CHECKER, MAKER, approved, in_uow
 
@@ -75,6 +79,33 @@ def test_a_provisioned_terminal_is_declined_until_activated_then_its_sale_is_app
         assert types == {"merchant.approved", "merchant.activated", "terminal.activated"}
         actions = [e.action for e in audit.entries(uow, subject_id=package["terminal_id"])]
         assert actions == ["terminal.activate", "terminal.provision"]
+
+
+class InProcessLink:
+    """The terminal's host link, straight into the in-process host (no socket)."""
+
+    def __init__(self, host: IsoHost) -> None:
+        self.host = host
+
+    def exchange(self, raw: bytes) -> dict[str, str]:
+        return iso8583.decode_message(self.host.handle(raw))
+
+
+def test_the_terminal_software_loaded_with_the_package_alone_pays_after_activation(
+        app: App, host: IsoHost, cards, merchant_id: str, tmp_path) -> None:  # noqa: F811
+    package = provisioned(app, merchant_id)["package"]
+    store = TerminalStore(tmp_path / "terminal.db")
+    store.load_keys(TerminalConfig(package["terminal_id"], package["merchant_id"], "156", package["initial_ksn"],
+                                   package["ipek"], True, 10_000, 500_000, 100_000, "Lotus Tea House", "Hangzhou"))
+    atc = InMemoryAtcStore()
+    engine = TerminalEngine(store, InProcessLink(host), lambda profile: SoftCard(profile, atc), clock=app.clock)
+    card = CardProfile.from_sandbox(cards["visa-cvn18-approve"])
+    declined = engine.pay(card, 3_000, "chip", pin="1234")
+    assert not declined.approved and declined.response_code == "58"
+    activate(app, package["terminal_id"], package["activation_code"])
+    paid = engine.pay(card, 3_000, "chip", pin="1234")
+    assert paid.approved, paid.message
+    store.close()
 
 
 def test_the_code_is_stored_hashed_and_a_retry_with_it_answers_the_active_terminal(
