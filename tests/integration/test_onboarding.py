@@ -330,3 +330,17 @@ def test_two_checkers_approving_at_once_make_one_merchant(app: App) -> None:
     assert sum(isinstance(o, str) for o in outcomes) == 1 and sum(isinstance(o, Exception) for o in outcomes) == 1
     with app.uow(write=False) as uow:
         assert len(uow.registry.list_merchants()) == 1
+
+
+def test_an_application_holds_at_most_its_limit_of_documents(app: App) -> None:
+    application_id = draft(app)
+
+    def add(n: int) -> Any:
+        return in_uow(app, lambda uow: onboarding.add_document(
+            uow, app.settings.data_dir, MAKER, app.clock(), application_id, PDF + str(n).encode(), "application/pdf",
+            f"page-{n}.pdf"))
+
+    for n in range(limits.documents_per_application_max):
+        add(n)
+    with pytest.raises(onboarding.TooManyDocuments):
+        add(limits.documents_per_application_max)
