@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass, replace
@@ -35,7 +36,6 @@ from paypos.services import audit
 REFUSED = ("Sign-in refused: the email or password is not right, or the account is locked for "
            f"{limits.console_lockout_s // 60} minutes after {limits.console_login_failures_max} failed attempts.")
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 low-memory parameters (t=3, m=64 MiB, p=4)
-_DUMMY_HASH = _HASHER.hash("paypos-console-dummy-password")  # equal work for unknown emails
 TOTP_PURPOSE = "console-totp"
 
 
@@ -197,7 +197,7 @@ def authenticate(uow: UnitOfWork, email: str, password: str, now: datetime) -> S
     except ConsoleError:
         user = None
     if user is None:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         audit.record(uow, now, "anonymous", "console.login_failed", "console_user", "unknown",
                      details={"reason": "unknown_email"})
         return SignIn(None)
@@ -216,6 +216,12 @@ def authenticate(uow: UnitOfWork, email: str, password: str, now: datetime) -> S
     store.update_user(user.id, now, failed_attempts=0, locked_until=None)
     audit.record(uow, now, actor_of(user), "console.login", "console_user", user.id, merchant_id=user.merchant_id)
     return SignIn(user)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against for unknown emails: the same argon2 work as for a real user."""
+    return _HASHER.hash("paypos-console-dummy-password")
 
 
 def _verify(encoded: str, password: str) -> bool:
