@@ -82,7 +82,7 @@ def is_merchant_role(role: Role | str) -> bool:
 def check_binding(role: Role, merchant_id: str | None) -> None:
     """Merchant roles belong to exactly one merchant; operator roles to none."""
     if role in MERCHANT_ROLES and not merchant_id:
-        raise RoleError(f"a {role} belongs to a merchant: give --merchant")
+        raise RoleError(f"{'an' if role is Role.OWNER else 'a'} {role} belongs to a merchant: give --merchant")
     if role in OPERATOR_ROLES and merchant_id:
         raise RoleError(f"an operator ({role}) belongs to no merchant")
 

@@ -89,7 +89,7 @@ def users(ctx: Ctx, error: str | None = None, status: int = 200) -> Response:
                       roles=[r.value for r in Role], now=ctx.now())
 
 
-@page("/ops/users", methods=("POST",), permission=P.OPS_USERS_MANAGE)
+@page("/ops/users", methods=("POST",), permission=P.OPS_USERS_MANAGE, section="operator")
 def users_create(ctx: Ctx) -> Response:
     try:
         with ctx.app.uow() as uow:
@@ -126,16 +126,19 @@ def _user_action(ctx: Ctx, action: str) -> Response:
     return ctx.redirect(PREFIX + "/ops/users", f"{user.email}: {action} done.")
 
 
-@page("/ops/users/{user_id}/disable", methods=("POST",), permission=P.OPS_USERS_MANAGE, params={"user_id": "user"})
+@page("/ops/users/{user_id}/disable", methods=("POST",), permission=P.OPS_USERS_MANAGE, section="operator",
+      params={"user_id": "user"})
 def users_disable(ctx: Ctx) -> Response:
     return _user_action(ctx, "disable")
 
 
-@page("/ops/users/{user_id}/unlock", methods=("POST",), permission=P.OPS_USERS_MANAGE, params={"user_id": "user"})
+@page("/ops/users/{user_id}/unlock", methods=("POST",), permission=P.OPS_USERS_MANAGE, section="operator",
+      params={"user_id": "user"})
 def users_unlock(ctx: Ctx) -> Response:
     return _user_action(ctx, "unlock")
 
 
-@page("/ops/users/{user_id}/role", methods=("POST",), permission=P.OPS_USERS_MANAGE, params={"user_id": "user"})
+@page("/ops/users/{user_id}/role", methods=("POST",), permission=P.OPS_USERS_MANAGE, section="operator",
+      params={"user_id": "user"})
 def users_role(ctx: Ctx) -> Response:
     return _user_action(ctx, "role")
