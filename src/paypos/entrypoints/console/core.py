@@ -194,7 +194,7 @@ def navigation(ctx: Ctx) -> list[tuple[str, str, bool]]:
     if ctx.session is None or ctx.session.awaiting_totp:
         return []
     items = []
-    for entry in PAGES:
+    for entry in sorted(PAGES, key=lambda p: p.section == "account"):  # one's own settings last
         if entry.nav and "GET" in entry.methods and isinstance(entry.permission, Permission) \
                 and allows(ctx.user.role, entry.permission):
             items.append((entry.nav, entry.full_path, ctx.request.url.path == entry.full_path))
