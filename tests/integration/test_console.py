@@ -160,6 +160,7 @@ def test_console_pages_carry_the_security_headers(api: Any) -> None:
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["cache-control"] == "no-store"
         assert response.headers["referrer-policy"] == "same-origin"
+        assert response.headers["x-content-type-options"] == "nosniff"
 
 
 def test_the_sign_in_redirect_follows_only_console_paths(api: Any) -> None:
@@ -188,6 +189,7 @@ def test_totp_enrolment_then_sign_in_needs_a_fresh_code_and_a_used_one_is_refuse
     code = totp.code_at(secret, clock.now.timestamp())
     owner.post("/console/account/totp/confirm", data={"csrf_token": token, "code": code})
     assert "is <strong>on</strong>" in owner.get("/console/account/security").text
+    assert [e.subject_id for e in actions(app, "console_user.totp_enable")] == [OWNER.id]
 
     second = TestClient(api, follow_redirects=False)
     assert login_post(second, OWNER.email, OWNER.password).headers["location"] == "/console/login/totp"
@@ -325,3 +327,87 @@ def test_the_dashboard_shows_real_sales_with_charts_and_the_approval_rate(
     assert "card: CNY 42.00</title>" in page  # the by-method bar of the card sale
     empty = signed_in(api, SHOP_OWNER).get("/console/dashboard").text  # the shop sold nothing
     assert empty.count("No data yet") == 3 and re.search(r'id="approval-rate">–<', empty)
+
+
+# --- the owner's and the admin's changes, each audited ------------------------------------------------
+
+def test_an_owner_adds_a_cashier_with_a_limit_and_bad_input_is_422(api: Any, app: App) -> None:
+    owner = signed_in(api, OWNER)
+    token = csrf(owner)
+    short = owner.post("/console/team", data={"csrf_token": token, "email": "till@cafe.example", "password": "short"})
+    assert short.status_code == 422 and "password must be" in short.text
+    bad_limit = owner.post("/console/team", data={"csrf_token": token, "email": "till@cafe.example",
+                                                  "password": "a-long-password", "refund_limit": "ten"})
+    assert bad_limit.status_code == 422
+    ok = owner.post("/console/team", data={"csrf_token": token, "email": "Till@Cafe.example",
+                                           "password": "a-long-password", "refund_limit": "20.00"})
+    assert ok.status_code == 303
+    with app.uow(write=False) as uow:
+        till = console_auth.find_user(uow, "till@cafe.example", merchant_id=CAFE)
+    assert (till.role, till.refund_limit_minor) == ("cashier", 2_000)
+    assert login_post(TestClient(api), "till@cafe.example", "a-long-password").headers["location"] == \
+        "/console/transactions"
+
+
+def test_an_admin_creates_users_and_changes_roles_only_within_their_set(api: Any, app: App) -> None:
+    admin = signed_in(api, user("admin"))
+    token = csrf(admin)
+    refused = admin.post("/console/ops/users", data={"csrf_token": token, "email": "x@ops.example", "role": "owner",
+                                                     "password": "a-long-password"})
+    assert refused.status_code == 422 and "belongs to a merchant" in refused.text
+    assert admin.post("/console/ops/users", data={"csrf_token": token, "email": "x@ops.example", "role": "risk",
+                                                  "password": "a-long-password"}).status_code == 303
+    risk = user("risk")
+    assert admin.post(f"/console/ops/users/{risk.id}/role", data={"csrf_token": token, "role": "owner"}
+                      ).status_code == 303  # refused with a message: a role set is never crossed
+    assert admin.post(f"/console/ops/users/{risk.id}/role", data={"csrf_token": token, "role": "finance"}
+                      ).status_code == 303
+    with app.uow(write=False) as uow:
+        assert console_auth.find_user(uow, risk.id).role == "finance"
+    changes = actions(app, "console_user.role_change")
+    assert [e.details for e in changes] == [{"from": "risk", "to": "finance"}]
+
+
+def test_a_password_reset_ends_sessions_and_lifts_a_lock(api: Any, app: App) -> None:
+    cashier = signed_in(api, CASHIER)
+    for _ in range(limits.console_login_failures_max):
+        login_post(TestClient(api), CASHIER.email, "wrong-password-1")
+    with app.uow() as uow:
+        console_auth.reset_password(uow, console_auth.find_user(uow, CASHIER.id), "brand-new-password", app.clock(),
+                                    "cli:test")
+        uow.commit()
+    assert cashier.get("/console/transactions").status_code == 303
+    assert login_post(TestClient(api), CASHIER.email, "brand-new-password").status_code == 303
+
+
+def test_the_session_cookie_is_secure_over_https(api: Any) -> None:
+    browser = TestClient(api, base_url="https://testserver", follow_redirects=False)
+    response = login_post(browser, OWNER.email, OWNER.password)
+    assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
+
+
+def test_an_owner_submits_dispute_evidence_revokes_a_key_and_redelivers_an_event(
+        api: Any, app: App, client: TestClient, cards: dict[str, dict[str, Any]]) -> None:
+    from tests.integration.online_api import CAFE_AUTH
+
+    endpoint = client.post("/v1/webhook_endpoints", headers=CAFE_AUTH,
+                           json={"url": "https://hooks.example/paypos", "enabled_events": ["*"]})
+    assert endpoint.status_code == 201, endpoint.text
+    ids = _cafe_objects(app, client, cards)
+    owner = signed_in(api, OWNER)
+    token = csrf(owner)
+    empty = owner.post(f"/console/disputes/{ids['dispute']}/evidence", data={"csrf_token": token, "evidence": ""})
+    assert empty.status_code == 422
+    assert owner.post(f"/console/disputes/{ids['dispute']}/evidence",
+                      data={"csrf_token": token, "evidence": "Delivered, signed for."}).status_code == 303
+    assert "under_review" in owner.get(f"/console/disputes/{ids['dispute']}").text
+    created = owner.post("/console/api-keys", data={"csrf_token": token, "label": "till-2"})
+    key_id = re.search(r"New key <code>([^<]+)</code>", created.text).group(1)  # type: ignore[union-attr]
+    assert owner.post(f"/console/api-keys/{key_id}/revoke", data={"csrf_token": token}).status_code == 303
+    with app.engine.connect() as connection:
+        event_id = connection.execute(sa.text(
+            "SELECT id FROM events WHERE merchant_id = :m ORDER BY seq DESC LIMIT 1"), {"m": CAFE}).scalar_one()
+    assert owner.post(f"/console/webhooks/events/{event_id}/redeliver", data={"csrf_token": token}).status_code == 303
+    done = {e.action for e in actions(app, "dispute.evidence") + actions(app, "api_key.create")
+            + actions(app, "api_key.revoke") + actions(app, "webhook_event.redeliver")}
+    assert done == {"dispute.evidence", "api_key.create", "api_key.revoke", "webhook_event.redeliver"}

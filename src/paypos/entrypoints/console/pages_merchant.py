@@ -126,12 +126,12 @@ def payment_refund(ctx: Ctx) -> Response:
                                           ctx.field("reason")[:200] or None, now=ctx.now())
         except (PaymentRequestError, IllegalTransition, online_payments.InsufficientBalance) as error:
             return _payment_view(ctx, payment_id, error=str(error), status=422)
-        store.add_form_result(key, ctx.user.id, json.dumps({"refund": item.id}), ctx.now())
         audit.record(uow, ctx.now(), ctx.actor, "payment.refund", "payment", payment.id, merchant_id=ctx.merchant_id,
                      details={"refund": item.id, "amount_minor": item.amount_minor, "currency": item.currency})
-        try:
+        try:  # the form's key is the lock: of two submits racing, the second rolls back whole
+            store.add_form_result(key, ctx.user.id, json.dumps({"refund": item.id}), ctx.now())
             uow.commit()
-        except sa.exc.IntegrityError:  # the same form submitted twice at once: the other one won
+        except sa.exc.IntegrityError:
             return ctx.redirect(back, "This refund was already made.")
     return ctx.redirect(back, f"Refunded {format_money(item.amount_minor, item.currency)} ({item.id}).")
 
