@@ -411,3 +411,50 @@ def test_an_owner_submits_dispute_evidence_revokes_a_key_and_redelivers_an_event
     done = {e.action for e in actions(app, "dispute.evidence") + actions(app, "api_key.create")
             + actions(app, "api_key.revoke") + actions(app, "webhook_event.redeliver")}
     assert done == {"dispute.evidence", "api_key.create", "api_key.revoke", "webhook_event.redeliver"}
+
+
+def _host_sale(app: App, status: str, amount: int, stan: str) -> int:
+    with app.engine.begin() as connection:
+        return int(connection.execute(sa.insert(host_transactions).values(
+            terminal_id="CAFE0001", merchant_id=CAFE, batch_no=1, mti="0200", processing_code="000000",
+            kind="purchase", stan=stan, transmission_dt="1122090000", amount_minor=amount, currency="156",
+            pan_masked="476173******0010", response_code="00" if status == "approved" else "51",
+            approval_code="123456" if status == "approved" else None, status=status,
+            created_at=app.clock()).returning(host_transactions.c.id)).scalar_one())
+
+
+def test_the_dashboard_counts_card_present_and_online_sales_and_declines(
+        app: App, client: TestClient, cards: dict[str, dict[str, Any]], clock: FakeClock) -> None:
+    from paypos.services import console_queries
+
+    paid_payment(client, app, cards, 4_200, "console-dash-2")
+    _host_sale(app, "approved", 500, "000011")
+    _host_sale(app, "declined", 900, "000012")
+    clock.advance(-2 * 24 * 3600)
+    _host_sale(app, "approved", 300, "000013")  # two days ago: in the week, not today
+    clock.advance(2 * 24 * 3600)
+    with app.uow(write=False) as uow:
+        data = console_queries.dashboard(uow, CAFE, clock.now)
+    assert data.currency == "CNY" and data.today_total_minor == 4_700 and data.week_total_minor == 5_000
+    assert data.by_method == {"card_present": 800, "card": 4_200, "wallet": 0}
+    assert (data.approved, data.declined, data.approval_rate_percent) == (3, 1, 75)
+    assert data.today_by_hour[clock.now.hour] == 4_700 and len(data.week_by_day) == 7
+    with app.uow(write=False) as uow:
+        empty = console_queries.dashboard(uow, SHOP, clock.now)
+    assert empty.approval_rate_percent is None and empty.week_total_minor == 0
+
+
+def test_transactions_filter_by_channel_status_and_date_without_javascript(
+        api: Any, app: App, client: TestClient, cards: dict[str, dict[str, Any]]) -> None:
+    payment_id = paid_payment(client, app, cards, 1_500, "console-list-1")
+    rrn = f"{_host_sale(app, 'approved', 500, '000021'):012d}"
+    cashier = signed_in(api, CASHIER)
+    assert payment_id in cashier.get("/console/transactions").text
+    assert payment_id not in cashier.get("/console/transactions?status=failed").text
+    assert payment_id in cashier.get("/console/transactions?status=succeeded&since=2026-11-22&until=2026-11-22").text
+    assert payment_id not in cashier.get("/console/transactions?since=2026-11-23").text
+    card_present = cashier.get("/console/transactions?source=card_present").text
+    assert rrn in card_present and payment_id not in card_present
+    for odd in ("?source=nonsense", "?status=<script>", "?since=yesterday&page=-4", "?page=abc"):
+        assert cashier.get("/console/transactions" + odd).status_code == 200  # ignored, never a crash
+    assert "476173******0010" in cashier.get(f"/console/card-sales/{rrn}").text
