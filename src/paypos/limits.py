@@ -277,3 +277,22 @@ terminal_activation_code_chars = 10
 terminal_activation_code_ttl_s = 72 * 3600
 terminal_activation_attempts_max = 5
 terminals_listed_max = 500
+# --- issue 7: web console (/console/, docs/console.md) ---------------------------------------
+# Sessions: idle and absolute lifetimes; last_seen is written at most this often (one write per
+# page view would be wasteful). Lock-out: failed logins (wrong password or TOTP code) that lock an
+# account, and for how long. Passwords: length bounds (argon2id hashes any length; the bound
+# stops a megabyte "password"). TOTP (RFC 6238): 30 s steps, one step either side accepted.
+console_session_idle_s = 30 * 60
+console_session_absolute_s = 12 * 3600
+console_session_touch_interval_s = 60
+console_login_failures_max = 5
+console_lockout_s = 15 * 60
+console_password_chars_min = 10
+console_password_chars_max = 256
+console_email_chars_max = 254
+console_display_name_chars_max = 128
+console_totp_step_s = 30
+console_totp_window_steps = 1
+# Pages: rows per table page; users an operator page lists.
+console_page_rows = 25
+console_users_listed_max = 500

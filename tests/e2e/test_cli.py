@@ -49,8 +49,11 @@ LISTINGS = {
 COMMANDS = [
     [], ["init"], ["serve"], ["demo"], ["ledger"], ["ledger", "balances"], ["ledger", "check"], ["ledger", "expire"],
     ["sandbox"], ["sandbox", "cards"], ["sandbox", "terminals"], ["sandbox", "merchants"],
+    ["sandbox", "console-users"], ["console"], ["console", "users"], ["console", "users", "create"],
+    ["console", "users", "list"], ["console", "users", "disable"], ["console", "users", "reset-password"],
+    ["console", "users", "unlock"],
 ]
-GROUPS = ([], ["ledger"], ["sandbox"])
+GROUPS = ([], ["ledger"], ["sandbox"], ["console"], ["console", "users"])
 Result = subprocess.CompletedProcess[str]
 
 

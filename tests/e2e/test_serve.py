@@ -119,6 +119,9 @@ def test_demo_once_initialises_the_sandbox_prints_its_tables_and_healthz_then_ex
     statuses = [line.split("│")[5].strip() for line in wallet.splitlines() if line.startswith("│")]
     assert statuses == ["TRADE_SUCCESS", "TRADE_SUCCESS"], wallet  # a QR from balance, one by credit pay
     assert "Buyer's credit pay" in result.stdout
+    assert f"Web console http://127.0.0.1:{free_port}/console/" in result.stdout  # and its TEST logins
+    for value in ("owner@cafe.example", "sandbox-cafe-owner", "admin@ops.example", "sandbox-admin"):
+        assert value in result.stdout
     assert "Traceback" not in result.stderr
 
 

@@ -17,7 +17,7 @@ from paypos.adapters.vault import Vault, VaultError
 from paypos.bootstrap import App, init_database
 from paypos.config import Settings
 from paypos.domain.money import currency as currency_of
-from paypos.networks.sandbox import catalog, wallet_catalog
+from paypos.networks.sandbox import catalog, console_catalog, wallet_catalog
 from paypos.protocol.card import is_expired, luhn_valid, parse_track2
 from paypos.protocol.cardsec import cvv2, ibm3624_pin_from_offset
 from paypos.services import ledger as ledger_service
@@ -139,6 +139,7 @@ def test_the_first_seed_creates_and_reports_every_catalog_record(app: App) -> No
         + ["wallet key"]
         + [f"wallet app {a.app_id}" for a in wallet_catalog.APPS]
         + [f"wallet user {u.user_id}" for u in wallet_catalog.USERS]
+        + [f"console user {u.email}" for u in console_catalog.CONSOLE_USERS]
     )
     assert sorted(report.created) == sorted(expected)
     with app.uow(write=False) as uow:

@@ -107,6 +107,9 @@ def create_app(
     install_escrow_routes(api)
     install_api_key_routes(api)
     install_onboarding_routes(api)
+    from paypos.entrypoints.console import install_console_routes
+
+    install_console_routes(api)  # the web console at /console/ (docs/console.md)
     return api
 
 

@@ -40,6 +40,7 @@ from paypos.entrypoints.cli_webhooks import webhooks_app
 from paypos.entrypoints.cli_escrow import dispute_app, escrow_app
 from paypos.entrypoints.cli_merchants import merchants_app
 from paypos.entrypoints.cli_terminals import terminals_app
+from paypos.entrypoints.cli_console import console_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -62,6 +63,7 @@ app.add_typer(escrow_app, name="escrow")
 sandbox_app.add_typer(dispute_app, name="dispute")
 app.add_typer(merchants_app, name="merchants")
 app.add_typer(terminals_app, name="terminals")
+app.add_typer(console_app, name="console")
 
 out = Console()
 err = Console(stderr=True)
@@ -256,6 +258,7 @@ def demo(
                 out.print(payment.outcome["receipt_text"], markup=False, highlight=False)
         _show_wallet_payments(paypos, f"http://127.0.0.1:{http_port}{WALLET_GATEWAY_PATH}")
         _show_balances(paypos)
+        _show_console_logins(f"http://127.0.0.1:{http_port}/console/")
         if not once:
             out.print("Serving; press Ctrl-C to stop.")
             _wait_for_interrupt(thread)
@@ -315,6 +318,14 @@ def _show_sandbox(paypos: App) -> None:
                      ["terminal_id", "merchant_id", "currency", "initial_ksn", "mac_required", "contactless_cvm_limit_minor"]))
     out.print(_table("Sandbox cards (TEST)", cards,
                      ["id", "pan", "expiry", "pin", "cvn", "funding", "currency", "behavior", "available_minor"]))
+
+
+def _show_console_logins(console_url: str) -> None:
+    """The console's URL and the sandbox's TEST logins (docs/console.md)."""
+    rows = [r for r in sandbox_service.list_console_users() if r["role"] in ("owner", "cashier", "admin")]
+    out.print(f"[bold green]Web console[/] {console_url}")
+    out.print(_table("Console logins (TEST; all: paypos sandbox console-users)", rows,
+                     ["email", "password", "role", "merchant_id"]))
 
 
 def _show_balances(paypos: App) -> None:
@@ -417,6 +428,17 @@ def sandbox_merchants(as_json: JsonFlag = False, data_dir: DataDir = None, datab
     _sandbox_listing(
         "Sandbox merchants", ["merchant_id", "name", "mcc", "currency", "api_key"],
         lambda _paypos, uow: sandbox_service.list_merchants(uow),
+        as_json, data_dir, database_url,
+    )
+
+
+@sandbox_app.command("console-users")
+def sandbox_console_users(as_json: JsonFlag = False, data_dir: DataDir = None,
+                          database_url: DatabaseUrl = None) -> None:
+    """TEST console logins (/console/): email, password, role, merchant (docs/sandbox.md)."""
+    _sandbox_listing(
+        "Sandbox console users (TEST passwords)", ["email", "password", "role", "merchant_id", "refund_limit_minor"],
+        lambda _paypos, _uow: sandbox_service.list_console_users(),
         as_json, data_dir, database_url,
     )
 

@@ -58,7 +58,33 @@ def seed_sandbox(uow: UnitOfWork, vault: Vault, now: datetime) -> SeedReport:
     from paypos.services.wallet import seed_wallet  # the wallet links sandbox cards: seeded after them
 
     report.created.extend(seed_wallet(uow, vault, now))
+    _seed_console_users(uow, now, report)
     return report
+
+
+def _seed_console_users(uow: UnitOfWork, now: datetime, report: SeedReport) -> None:
+    """The TEST console users (networks/sandbox/console_catalog.py), with precomputed hashes."""
+    from paypos.adapters.db.console import ConsoleUser, SqlConsoleStore
+    from paypos.networks.sandbox.console_catalog import CONSOLE_USERS
+
+    store = SqlConsoleStore(uow.connection)
+    for spec in CONSOLE_USERS:
+        if store.get_user(spec.id) is not None or store.user_by_email(spec.email) is not None:
+            continue
+        store.add_user(ConsoleUser(
+            id=spec.id, email=spec.email, display_name=spec.display_name, password_hash=spec.password_hash,
+            role=spec.role, merchant_id=spec.merchant_id, refund_limit_minor=spec.refund_limit_minor,
+            totp_secret_enc=None, totp_enabled=False, totp_last_step=None, failed_attempts=0, locked_until=None,
+            status="active", created_at=now, updated_at=now))
+        report.created.append(f"console user {spec.email}")
+
+
+def list_console_users() -> list[dict[str, object]]:
+    """The TEST console logins (email, password, role, merchant) for `paypos sandbox console-users`."""
+    from paypos.networks.sandbox.console_catalog import CONSOLE_USERS
+
+    return [{"email": u.email, "password": u.password, "role": u.role, "merchant_id": u.merchant_id,
+             "refund_limit_minor": u.refund_limit_minor if u.role == "cashier" else None} for u in CONSOLE_USERS]
 
 
 def _seed_acquirer_and_merchants(uow: UnitOfWork, now: datetime, report: SeedReport) -> None:

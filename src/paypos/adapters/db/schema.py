@@ -786,3 +786,51 @@ terminal_provisioning = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# --- issue 7: web console ---------------------------------------------------------------------
+
+# People who sign in to /console/ (docs/console.md). Merchant roles carry merchant_id; operator
+# roles do not. The password is an argon2id hash; the TOTP secret is sealed by the vault.
+console_users = sa.Table(
+    "console_users",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),  # "cu_" + 20 hex digits
+    sa.Column("email", sa.String(254), nullable=False, unique=True),  # normalised lower-case
+    sa.Column("display_name", sa.String(128), nullable=False, server_default=""),
+    sa.Column("password_hash", sa.String(256), nullable=False),  # argon2id encoded hash
+    sa.Column("role", sa.String(16), nullable=False),  # owner | cashier | reviewer | risk | finance | admin
+    sa.Column("merchant_id", sa.String(15), nullable=True, index=True),
+    sa.Column("refund_limit_minor", sa.BigInteger, nullable=False, server_default="0"),  # a cashier's
+    sa.Column("totp_secret_enc", sa.LargeBinary, nullable=True),  # vault-sealed base32 secret
+    sa.Column("totp_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),  # the last accepted code's step
+    sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", UTCDateTime, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),  # active | disabled
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("refund_limit_minor >= 0", name="refund_limit_not_negative"),
+)
+
+# Signed-in sessions: the cookie's token is stored only as its SHA-256.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(24), nullable=False, index=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("awaiting_totp", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),  # created_at + the absolute lifetime
+)
+
+# A form's idempotency key (one per rendered refund form): the first submit's answer, replayed.
+console_form_keys = sa.Table(
+    "console_form_keys",
+    metadata,
+    sa.Column("form_key", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(24), nullable=False),
+    sa.Column("result_json", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,178 @@
+"""Reads behind the console's merchant pages (docs/console.md): the dashboard's figures and the
+sales lists, every one scoped to one merchant.
+
+The dashboard is one function returning one dataclass, :func:`dashboard`; the reports slice's
+rollup-backed ``reports.dashboard(...)`` replaces its body after merge, the page stays.
+Sales are card-present (the host's journal, ``host_transactions``: purchases and completions)
+and online (``payments``: card and wallet attempts). Amounts are minor units of the merchant's
+currency; sales in another currency are left out of the charts (and counted in ``other_currency``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from paypos.adapters.db.schema import host_transactions, payments
+from paypos.adapters.db.uow import UnitOfWork
+from paypos.domain.money import MoneyError, currency
+
+_SALE_KINDS = ("purchase", "completion")
+_HOST_APPROVED = ("approved", "completed")
+_ONLINE_APPROVED = ("succeeded", "authorized")
+_ONLINE_DECIDED = ("succeeded", "authorized", "failed", "canceled")
+DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    merchant_id: str
+    currency: str  # ISO 4217 alpha
+    today: datetime  # midnight UTC of the day shown
+    today_by_hour: list[int]  # 24 buckets, minor units of approved sales
+    week_by_day: list[tuple[str, int]]  # the last 7 days (YYYY-MM-DD, minor units), oldest first
+    by_method: dict[str, int] = field(default_factory=dict)  # card_present | card | wallet → minor units (7 days)
+    approved: int = 0  # count over the 7 days
+    declined: int = 0
+    other_currency: int = 0
+
+    @property
+    def approval_rate_percent(self) -> int | None:
+        """Approved / (approved + declined), rounded half up to a whole percent; None with no attempts."""
+        decided = self.approved + self.declined
+        return None if decided == 0 else (200 * self.approved + decided) // (2 * decided)
+
+    @property
+    def today_total_minor(self) -> int:
+        return sum(self.today_by_hour)
+
+    @property
+    def week_total_minor(self) -> int:
+        return sum(amount for _day, amount in self.week_by_day)
+
+
+def dashboard(uow: UnitOfWork, merchant_id: str, now: datetime) -> Dashboard:
+    merchant = uow.registry.get_merchant(merchant_id)
+    alpha = merchant.currency if merchant else "XXX"
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=DAYS - 1)
+    by_hour = [0] * 24
+    by_day = {(start + timedelta(days=i)).date().isoformat(): 0 for i in range(DAYS)}
+    methods = {"card_present": 0, "card": 0, "wallet": 0}
+    counts = {"approved": 0, "declined": 0, "other": 0}
+    for at, amount, code, method, ok in _sales(uow, merchant_id, start, now):
+        if not ok:
+            counts["declined"] += 1
+            continue
+        counts["approved"] += 1
+        if _alpha(code) != alpha:
+            counts["other"] += 1
+            continue
+        at = at.astimezone(UTC)
+        by_day[at.date().isoformat()] = by_day.get(at.date().isoformat(), 0) + amount
+        methods[method] += amount
+        if at >= today:
+            by_hour[at.hour] += amount
+    return Dashboard(merchant_id, alpha, today, by_hour, list(by_day.items()), methods, counts["approved"],
+                     counts["declined"], counts["other"])
+
+
+def _alpha(code: str) -> str:
+    try:
+        return currency(code).alpha
+    except MoneyError:
+        return code
+
+
+def _sales(uow: UnitOfWork, merchant_id: str, start: datetime, end: datetime
+           ) -> list[tuple[datetime, int, str, str, bool]]:
+    """(time, amount, currency, method, approved) of every sale attempt in [start, end]."""
+    h = host_transactions
+    host_rows = uow.connection.execute(
+        sa.select(h.c.created_at, h.c.amount_minor, h.c.currency, h.c.status)
+        .where(h.c.merchant_id == merchant_id, h.c.kind.in_(_SALE_KINDS), h.c.created_at >= start,
+               h.c.created_at <= end))
+    out = [(r.created_at, int(r.amount_minor), r.currency, "card_present", r.status in _HOST_APPROVED)
+           for r in host_rows if r.status != "reversed"]
+    p = payments
+    online = uow.connection.execute(
+        sa.select(p.c.created_at, p.c.amount_minor, p.c.captured_minor, p.c.currency, p.c.method, p.c.status)
+        .where(p.c.merchant_id == merchant_id, p.c.status.in_(_ONLINE_DECIDED), p.c.created_at >= start,
+               p.c.created_at <= end))
+    for r in online:
+        ok = r.status in _ONLINE_APPROVED
+        out.append((r.created_at, int(r.captured_minor or r.amount_minor), r.currency, r.method, ok))
+    return out
+
+
+# --- the sales lists ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SaleRow:
+    source: str  # online | card_present
+    id: str  # a payment id, or a card-present sale's RRN
+    created_at: datetime
+    method: str
+    status: str
+    amount_minor: int
+    currency: str  # alpha
+    refunded_minor: int
+    masked_pan: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SalesPage:
+    rows: list[SaleRow]
+    page: int
+    has_more: bool
+
+
+def online_sales(uow: UnitOfWork, merchant_id: str, *, status: str | None, since: datetime | None,
+                 until: datetime | None, page: int, rows: int) -> SalesPage:
+    p = payments
+    query = sa.select(p).where(p.c.merchant_id == merchant_id)
+    if status:
+        query = query.where(p.c.status == status)
+    if since:
+        query = query.where(p.c.created_at >= since)
+    if until:
+        query = query.where(p.c.created_at < until)
+    query = query.order_by(p.c.created_at.desc(), p.c.id.desc()).limit(rows + 1).offset((page - 1) * rows)
+    found = [SaleRow("online", r.id, r.created_at, r.method, r.status, int(r.amount_minor), r.currency,
+                     int(r.refunded_minor), r.masked_pan) for r in uow.connection.execute(query)]
+    return SalesPage(found[:rows], page, len(found) > rows)
+
+
+def card_present_sales(uow: UnitOfWork, merchant_id: str, *, status: str | None, since: datetime | None,
+                       until: datetime | None, page: int, rows: int) -> SalesPage:
+    from paypos.adapters.db.host import rrn_of
+
+    h = host_transactions
+    query = sa.select(h).where(h.c.merchant_id == merchant_id, h.c.kind.in_(("purchase", "completion", "refund")))
+    if status:
+        query = query.where(h.c.status == status)
+    if since:
+        query = query.where(h.c.created_at >= since)
+    if until:
+        query = query.where(h.c.created_at < until)
+    query = query.order_by(h.c.id.desc()).limit(rows + 1).offset((page - 1) * rows)
+    found = [SaleRow("card_present", rrn_of(r.id), r.created_at, r.kind, r.status, int(r.amount_minor),
+                     _alpha(r.currency), int(r.refunded_minor), r.pan_masked) for r in uow.connection.execute(query)]
+    return SalesPage(found[:rows], page, len(found) > rows)
+
+
+def card_present_sale(uow: UnitOfWork, merchant_id: str, rrn: str) -> dict[str, object] | None:
+    """One journal row of this merchant by RRN (masked PAN only), or None."""
+    from paypos.adapters.db.host import id_of_rrn
+
+    h = host_transactions
+    row = uow.connection.execute(sa.select(h).where(h.c.id == id_of_rrn(rrn), h.c.merchant_id == merchant_id)).first()
+    if row is None:
+        return None
+    return {"rrn": rrn, "terminal_id": row.terminal_id, "kind": row.kind, "status": row.status,
+            "amount_minor": int(row.amount_minor), "currency": _alpha(row.currency), "fee_minor": int(row.fee_minor),
+            "masked_pan": row.pan_masked, "entry_mode": row.entry_mode, "response_code": row.response_code,
+            "approval_code": row.approval_code, "refunded_minor": int(row.refunded_minor),
+            "created_at": row.created_at}
