@@ -256,3 +256,23 @@ disputes_page_size_max = 100
 # The sweep that writes unpaid payment requests past expires_at as expired (paypos serve):
 # requests per transaction; it runs with the hold-expiry sweep (pending_expiry_sweep_interval_s).
 payment_request_expiry_batch_max = 200
+
+# --- settlement and payouts (issue 7, docs/settlement.md) ------------------------------------
+# Defaults for a merchant without settlement settings: T+1, cut-off 23:00 in Asia/Shanghai,
+# no rolling reserve; T+0 (instant) costs this many basis points of the window's net sales on
+# top of the sale fees; payouts below this many minor units wait for a later run.
+settlement_cutoff_local_default = "23:00"
+settlement_time_zone_default = "Asia/Shanghai"
+settlement_instant_rate_bps_default = 50
+settlement_payout_minor_min_default = 100
+settlement_rate_bps_max = 10_000  # reserve and instant rates: at most 100 %
+settlement_reserve_hold_days_max = 365
+# Sandbox bank binding: micro-deposits are 1..99 minor units each; three wrong confirmations
+# fail the binding; the holder name's length.
+micro_deposit_minor_max = 99
+micro_deposit_attempts_max = 3
+bank_holder_name_chars_max = 128
+# Listings (runs, batches, payouts, bank accounts) show at most this many rows, newest first.
+settlement_page_size_max = 500
+# Clearing files and bank statements read at most this many bytes.
+clearing_file_bytes_max = 256 * 1024 * 1024

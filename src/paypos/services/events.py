@@ -5,7 +5,7 @@ it describes or not at all, so an event exists iff its change committed. Webhook
 (services/webhooks.py) reads committed events; nothing is sent from inside a transaction.
 
 Event types (docs/webhooks.md): payment_request.paid, payment.failed, refund.succeeded,
-escrow.shipped, escrow.released, dispute.opened, dispute.closed, payout.paid.
+escrow.shipped, escrow.released, dispute.opened, dispute.closed, payout.paid, payout.returned.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from paypos.domain import webhook
 
 EVENT_TYPES = frozenset({
     "payment_request.paid", "payment.failed", "refund.succeeded", "escrow.shipped", "escrow.released",
-    "dispute.opened", "dispute.closed", "payout.paid",
+    "dispute.opened", "dispute.closed", "payout.paid", "payout.returned",
 })
 
 
