@@ -39,6 +39,7 @@ from paypos.entrypoints.cli_wallet import wallet_app
 from paypos.entrypoints.cli_webhooks import webhooks_app
 from paypos.entrypoints.cli_escrow import dispute_app, escrow_app
 from paypos.entrypoints.cli_merchants import merchants_app
+from paypos.entrypoints.cli_settlement import bank_app, settlement_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -60,6 +61,8 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(escrow_app, name="escrow")
 sandbox_app.add_typer(dispute_app, name="dispute")
 app.add_typer(merchants_app, name="merchants")
+app.add_typer(settlement_app, name="settlement")
+app.add_typer(bank_app, name="bank")
 
 out = Console()
 err = Console(stderr=True)
