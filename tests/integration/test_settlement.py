@@ -431,3 +431,32 @@ def test_an_unverified_account_receives_no_payout(app: App, clock: FakeClock) ->
     settlement.run_clearing(app, MON)
     assert payouts_of(app, "M1") == [] and batches(app, "M1")[0]["note"] == "no verified bank account"
     assert balance(app, "M1", "merchant_available") == 2_000
+
+
+# --- the merchant's REST API ------------------------------------------------------------------------------
+
+def test_a_merchant_lists_its_own_settlements_and_payouts_over_rest(app: App, clock: FakeClock) -> None:
+    from tests.integration.online_api import CAFE, CAFE_AUTH, SHOP_AUTH, sandbox_client
+
+    with sandbox_client(app) as client:
+        verified_account(app, CAFE, "Harbour Café")
+        sale(app, CAFE, "s1", 8_000, fee=48)
+        settlement.run_clearing(app, MON)
+        body = client.get("/v1/payouts", headers=CAFE_AUTH).json()
+        assert [(p["id"], p["amount_minor"], p["status"]) for p in body["data"]] == [
+            (f"po_{CAFE}_20261123", 7_952, "created")]
+        assert CARD not in str(body) and "number" not in body["data"][0]
+        (batch,) = client.get("/v1/settlements", headers=CAFE_AUTH, params={"business_date": "2026-11-23"}).json()[
+            "data"]
+        assert (batch["gross_minor"], batch["fees_minor"], batch["payout_minor"]) == (8_000, 48, 7_952)
+        assert client.get("/v1/payouts", headers=SHOP_AUTH).json()["data"] == []  # only its own
+
+
+def test_the_settlement_listings_refuse_a_bad_query_and_a_missing_key(app: App) -> None:
+    from tests.integration.online_api import CAFE_AUTH, sandbox_client
+
+    with sandbox_client(app) as client:
+        bad_date = client.get("/v1/settlements", headers=CAFE_AUTH, params={"business_date": "2026-13-01"})
+        assert bad_date.status_code == 422 and bad_date.headers["content-type"] == "application/problem+json"
+        assert client.get("/v1/payouts", headers=CAFE_AUTH, params={"limit": 0}).status_code == 422
+        assert client.get("/v1/payouts").status_code == 401
