@@ -272,6 +272,10 @@ settlement_reserve_hold_days_max = 365
 micro_deposit_minor_max = 99
 micro_deposit_attempts_max = 3
 bank_holder_name_chars_max = 128
+# The clearing run settles this many merchants per transaction (one commit, one disk flush on
+# SQLite, per group); a crash loses at most the group in flight, which the next run redoes.
+settlement_merchants_per_transaction = 50
+settlement_merchants_per_transaction_max = 1_000
 # Listings (runs, batches, payouts, bank accounts) show at most this many rows, newest first.
 settlement_page_size_max = 500
 # Clearing files and bank statements read at most this many bytes.

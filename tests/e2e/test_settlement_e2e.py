@@ -57,7 +57,7 @@ def test_a_killed_clearing_run_resumes_pays_once_and_the_bank_statement_settles_
     # The window of tomorrow's T+1 run closes at today's 23:00 in Shanghai: after the sales above.
     day = (datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=1)).isoformat()
     where = ("--data-dir", str(data_dir))
-    killed = cli.run("settlement", "run", "--date", day, "--json", *where,
+    killed = cli.run("settlement", "run", "--date", day, "--merchants-per-transaction", "1", "--json", *where,
                      env=cli.env(**{settlement.CRASH_AFTER_ENV: "1"}))
     assert killed.returncode == 70, killed.stderr
     (stopped,) = as_json(cli.run("settlement", "runs", "--json", *where))

@@ -238,27 +238,35 @@ def test_running_the_same_day_twice_pays_once(app: App, clock: FakeClock) -> Non
     ledger_clean(app)
 
 
-def test_a_run_that_stopped_part_way_resumes_without_paying_twice(
-        app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def crash_on_the_third_merchant(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = settlement._settle
+    calls: list[str] = []
+
+    def crash(uow: Any, store: Any, merchant: Merchant, *args: Any) -> dict[str, Any]:
+        calls.append(merchant.merchant_id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a kill would stop it: mid-transaction
+        return real(uow, store, merchant, *args)
+
+    monkeypatch.setattr(settlement, "_settle", crash)
+
+
+def three_merchants_with_sales(app: App) -> None:
     for merchant_id in ("M1", "M2", "M3"):
         add_merchant(app, merchant_id)
         verified_account(app, merchant_id)
         sale(app, merchant_id, f"{merchant_id}:s1", 1_000)
-    real = settlement._settle_one
-    calls: list[str] = []
 
-    def crash_on_the_third(paypos: App, merchant: Merchant, *args: Any) -> bool:
-        calls.append(merchant.merchant_id)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(paypos, merchant, *args)
 
-    monkeypatch.setattr(settlement, "_settle_one", crash_on_the_third)
+def test_a_run_that_stopped_part_way_resumes_without_paying_twice(
+        app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    three_merchants_with_sales(app)
+    crash_on_the_third_merchant(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        settlement.run_clearing(app, MON)
-    assert settlement.run_summary(app, MON)["merchants_done"] == 2
-    assert settlement.run_summary(app, MON)["status"] == "running"
-    monkeypatch.setattr(settlement, "_settle_one", real)
+        settlement.run_clearing(app, MON, merchants_per_transaction=1)
+    stopped = settlement.run_summary(app, MON)
+    assert (stopped["status"], stopped["merchants_done"], stopped["payouts"]) == ("running", 2, 2)
+    monkeypatch.undo()
     summary = settlement.run_clearing(app, MON)
     assert (summary["status"], summary["merchants_done"], summary["payouts"]) == ("done", 3, 3)
     with app.engine.connect() as connection:
@@ -267,11 +275,30 @@ def test_a_run_that_stopped_part_way_resumes_without_paying_twice(
     ledger_clean(app)
 
 
+def test_a_group_of_merchants_stopped_mid_transaction_leaves_nothing_half_done(
+        app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    three_merchants_with_sales(app)
+    crash_on_the_third_merchant(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        settlement.run_clearing(app, MON, merchants_per_transaction=3)
+    assert settlement.run_summary(app, MON)["merchants_done"] == 0
+    assert platform(app, "payouts_in_transit") == 0 and balance(app, "M1", "merchant_pending") == 1_000
+    monkeypatch.undo()
+    assert settlement.run_clearing(app, MON)["payouts"] == 3
+    ledger_clean(app)
+
+
+def test_a_run_refuses_a_group_size_out_of_range(app: App) -> None:
+    with pytest.raises(SettlementError):
+        settlement.run_clearing(app, MON, merchants_per_transaction=0)
+
+
 def test_a_run_reports_progress_per_merchant(app: App) -> None:
     for merchant_id in ("M1", "M2"):
         add_merchant(app, merchant_id)
     seen: list[tuple[int, int]] = []
-    settlement.run_clearing(app, MON, progress=lambda done, total: seen.append((done, total)))
+    settlement.run_clearing(app, MON, progress=lambda done, total: seen.append((done, total)),
+                            merchants_per_transaction=1)
     assert seen == [(1, 2), (2, 2)]
 
 

@@ -122,8 +122,12 @@ def _write(path: Path, data: bytes) -> None:
 # --- settlement ----------------------------------------------------------------------------------
 
 @settlement_app.command("run")
-def run(business_date: DateOption, as_json: JsonFlag = False, data_dir: DataDir = None,
-        database_url: DatabaseUrl = None) -> None:
+def run(business_date: DateOption,
+        group: Annotated[int, typer.Option(
+            "--merchants-per-transaction", min=1, max=limits.settlement_merchants_per_transaction_max,
+            help="Merchants settled per transaction (a crash redoes at most one group).")]
+        = limits.settlement_merchants_per_transaction,
+        as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """The clearing run of a business date: settle every due merchant, create payouts."""
     day = _day(business_date)
     with _app(data_dir, database_url) as paypos, _refusals():
@@ -132,7 +136,7 @@ def run(business_date: DateOption, as_json: JsonFlag = False, data_dir: DataDir 
             task = bar.add_task(day.isoformat(), total=None)
             summary = service.run_clearing(paypos, day, lambda done, total: bar.update(task, completed=done,
                                                                                        total=total),
-                                           actor=audit.cli_actor())
+                                           actor=audit.cli_actor(), merchants_per_transaction=group)
     _show(f"Clearing run {day.isoformat()}", [summary], _RUN_COLUMNS, as_json, summary)
 
 

@@ -218,10 +218,17 @@ def _merchant(uow: UnitOfWork, merchant_id: str) -> Merchant:
 Progress = Callable[[int, int], None]  # (merchants done, merchants due)
 
 
-def run_clearing(app: App, business_date: date, progress: Progress | None = None, *,
-                 actor: str = "system") -> dict[str, Any]:
+def run_clearing(app: App, business_date: date, progress: Progress | None = None, *, actor: str = "system",
+                 merchants_per_transaction: int = limits.settlement_merchants_per_transaction) -> dict[str, Any]:
     """Settle every merchant due on ``business_date``; resumes a run that stopped; a finished
-    run is answered again without posting anything. Returns the run's summary."""
+    run is answered again without posting anything. Returns the run's summary.
+
+    Merchants are settled ``merchants_per_transaction`` at a time, each group in one
+    transaction with its batch rows, payouts and the run's counters (one commit per group, not
+    per merchant: SQLite's synchronous commits cost a disk flush each)."""
+    if not 1 <= merchants_per_transaction <= limits.settlement_merchants_per_transaction_max:
+        raise SettlementError("merchants_per_transaction",
+                              f"merchants per transaction must be 1..{limits.settlement_merchants_per_transaction_max}")
     with app.uow() as uow:
         store = SqlSettlementStore(uow.connection)
         holidays = _holidays(uow)
@@ -235,20 +242,22 @@ def run_clearing(app: App, business_date: date, progress: Progress | None = None
         if run is None:
             store.start_run(business_date, len(due), app.clock())
             audit.record(uow, app.clock(), actor, "settlement.run", "settlement_run", business_date.isoformat())
+        finished = store.merchants_with_batches(business_date)
         uow.commit()
     if run is not None and run.status == "done":
         return run_summary(app, business_date)
     crash_after = int(os.environ.get(CRASH_AFTER_ENV, "0") or 0)
-    with app.uow(write=False) as uow:
-        finished = SqlSettlementStore(uow.connection).merchants_with_batches(business_date)
-    done_here = 0
-    for index, (merchant, settings) in enumerate(due, start=1):
-        if merchant.merchant_id not in finished and _settle_one(app, merchant, settings, business_date):
-            done_here += 1
-            if crash_after and done_here >= crash_after:
-                os._exit(70)  # the crash test's kill: nothing after the commit above runs
+    todo = [(m, s) for m, s in due if m.merchant_id not in finished]
+    done, done_here = len(due) - len(todo), 0
+    for first in range(0, len(todo), merchants_per_transaction):
+        group = todo[first:first + merchants_per_transaction]
+        _settle_group(app, group, business_date)
+        done_here += len(group)
+        if crash_after and done_here >= crash_after:
+            os._exit(70)  # the crash test's kill: nothing after the commit above runs
+        done += len(group)
         if progress is not None:
-            progress(index, len(due))
+            progress(done, len(due))
     with app.uow() as uow:
         SqlSettlementStore(uow.connection).update_run(business_date, status="done", finished_at=app.clock())
         uow.commit()
@@ -274,20 +283,29 @@ def _run_json(row: dict[str, Any]) -> dict[str, Any]:
             "finished_at": rules.iso(row["finished_at"]) if row["finished_at"] else None}
 
 
-def _settle_one(app: App, merchant: Merchant, settings: SettlementSettings, business_date: date) -> bool:
-    """One merchant in one transaction; False when another runner settled it first."""
+def _settle_group(app: App, group: list[tuple[Merchant, SettlementSettings]], business_date: date) -> None:
+    """Settle merchants in one transaction; when a concurrent runner got to one of them first
+    (a unique batch key), one merchant per transaction, skipping those already settled."""
     try:
-        with app.uow() as uow:
-            store = SqlSettlementStore(uow.connection)
+        _settle_merchants(app, group, business_date)
+    except sa.exc.IntegrityError:
+        for one in group:
+            try:
+                _settle_merchants(app, [one], business_date)
+            except sa.exc.IntegrityError:
+                continue
+
+
+def _settle_merchants(app: App, group: list[tuple[Merchant, SettlementSettings]], business_date: date) -> None:
+    with app.uow() as uow:
+        store = SqlSettlementStore(uow.connection)
+        for merchant, settings in group:
             if store.batch_exists(merchant.merchant_id, business_date):
-                return False
+                continue
             batch = _settle(uow, store, merchant, settings, business_date, app.clock())
             store.add_batch(batch)
             store.count_merchant(business_date, paid_out=batch["payout_id"] is not None)
-            uow.commit()
-            return True
-    except sa.exc.IntegrityError:  # a concurrent runner inserted this batch first
-        return False
+        uow.commit()
 
 
 class _Accounts:
