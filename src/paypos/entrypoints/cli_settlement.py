@@ -130,13 +130,21 @@ def run(business_date: DateOption,
         as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """The clearing run of a business date: settle every due merchant, create payouts."""
     day = _day(business_date)
-    with _app(data_dir, database_url) as paypos, _refusals():
-        with Progress(TextColumn("clearing {task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=as_json) as bar:
-            task = bar.add_task(day.isoformat(), total=None)
-            summary = service.run_clearing(paypos, day, lambda done, total: bar.update(task, completed=done,
-                                                                                       total=total),
-                                           actor=audit.cli_actor(), merchants_per_transaction=group)
+    bar = Progress(TextColumn("clearing {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=err, transient=as_json)
+    task = bar.add_task(day.isoformat(), total=None)
+
+    def progress(done: int, total: int) -> None:
+        if not bar.live.is_started:  # shown once merchants are being settled (not before a refusal)
+            bar.start()
+        bar.update(task, completed=done, total=total)
+
+    try:
+        with _app(data_dir, database_url) as paypos, _refusals():
+            summary = service.run_clearing(paypos, day, progress, actor=audit.cli_actor(),
+                                           merchants_per_transaction=group)
+    finally:
+        bar.stop()
     _show(f"Clearing run {day.isoformat()}", [summary], _RUN_COLUMNS, as_json, summary)
 
 
