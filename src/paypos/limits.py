@@ -276,6 +276,9 @@ bank_holder_name_chars_max = 128
 # SQLite, per group); a crash loses at most the group in flight, which the next run redoes.
 settlement_merchants_per_transaction = 50
 settlement_merchants_per_transaction_max = 1_000
+# A run before a window's cut-off closes the window this long before now instead: transfers
+# stamped earlier but still committing are left for the next window, never skipped.
+settlement_in_flight_margin_s = 60
 # Listings (runs, batches, payouts, bank accounts) show at most this many rows, newest first.
 settlement_page_size_max = 500
 # Clearing files and bank statements read at most this many bytes.

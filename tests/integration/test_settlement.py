@@ -5,7 +5,7 @@ of bank accounts by micro-deposits; the ledger clean after each."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -102,9 +102,14 @@ def payouts_of(app: App, merchant_id: str) -> list[dict[str, Any]]:
 
 
 def at(clock: FakeClock, day: date, hour: int = 9) -> None:
-    """Move the fake clock to ``day`` at ``hour``:00 UTC (forward only)."""
-    from datetime import UTC, datetime
-    clock.now = datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+    """Move the fake clock to ``day`` at ``hour``:00 UTC, never back."""
+    clock.now = max(clock.now, datetime(day.year, day.month, day.day, hour, tzinfo=UTC))
+
+
+def run_on(app: App, day: date, **options: Any) -> dict[str, Any]:
+    """The clearing run of ``day``, run on that day (09:00 UTC, 17:00 in Shanghai) or later."""
+    at(app.clock, day)  # type: ignore[arg-type]
+    return settlement.run_clearing(app, day, **options)
 
 
 # --- cycles ------------------------------------------------------------------------------------------
@@ -116,10 +121,10 @@ def test_a_t1_merchants_sales_of_a_day_settle_and_pay_out_the_next_day_net_of_fe
     sale(app, "M1", "s1", 10_000, fee=60)
     sale(app, "M1", "s2", 5_000, fee=30)
     refund(app, "M1", "r1", 2_000)
-    assert settlement.run_clearing(app, SUN)["batches"] == 1  # the window closed at Saturday's cut-off
+    assert run_on(app, SUN)["batches"] == 1  # the window closed at Saturday's cut-off
     assert balance(app, "M1", "merchant_pending") == 12_910 and payouts_of(app, "M1") == []
     at(clock, MON)
-    summary = settlement.run_clearing(app, MON)
+    summary = run_on(app, MON)
     assert (summary["status"], summary["merchants_done"], summary["payouts"]) == ("done", 1, 1)
     monday = batches(app, "M1")[0]
     assert (monday["gross_minor"], monday["fees_minor"], monday["refunds_minor"], monday["settled_minor"]) == (
@@ -136,9 +141,9 @@ def test_a_sale_after_the_cut_off_waits_for_the_next_window(app: App, clock: Fak
     at(clock, SUN, 16)  # 00:00 Monday in Shanghai: after Sunday's 23:00 cut-off
     sale(app, "M1", "late", 1_000)
     at(clock, MON)
-    settlement.run_clearing(app, MON)
+    run_on(app, MON)
     assert batches(app, "M1")[0]["settled_minor"] == 0 and balance(app, "M1", "merchant_pending") == 1_000
-    settlement.run_clearing(app, TUE)
+    run_on(app, TUE)
     assert batches(app, "M1")[0]["settled_minor"] == 1_000
     assert batches(app, "M1")[0]["note"] == "no verified bank account"  # settled, not paid out
     assert balance(app, "M1", "merchant_available") == 1_000
@@ -150,8 +155,8 @@ def test_a_weekly_merchant_waits_for_its_weekday(app: App, clock: FakeClock) -> 
     set_settings(app, "M1", cycle=settlement.Cycle.WEEKLY, weekday=3)  # Thursday
     sale(app, "M1", "s1", 4_000)
     for day in range(23, 26):  # Monday .. Wednesday: not due
-        assert settlement.run_clearing(app, date(2026, 11, day))["merchants_total"] == 0
-    assert settlement.run_clearing(app, date(2026, 11, 26))["payouts"] == 1
+        assert run_on(app, date(2026, 11, day))["merchants_total"] == 0
+    assert run_on(app, date(2026, 11, 26))["payouts"] == 1
     assert payouts_of(app, "M1")[0]["amount_minor"] == 4_000
 
 
@@ -160,11 +165,28 @@ def test_a_t0_merchant_settles_the_same_day_and_pays_the_instant_rate(app: App, 
     verified_account(app, "M1")
     set_settings(app, "M1", cycle=settlement.Cycle.T0, instant_rate_bps=50)
     sale(app, "M1", "s1", 10_001)
-    settlement.run_clearing(app, SUN)
+    clock.advance(120)  # during the day, before the 23:00 cut-off: the window closes a minute before now
+    run_on(app, SUN)
     (batch,) = batches(app, "M1")
     assert (batch["settled_minor"], batch["instant_fee_minor"]) == (10_001, 50)  # 50.005 rounds half up
     assert payouts_of(app, "M1")[0]["amount_minor"] == 9_951 and platform(app, "fees_revenue") == 50
     ledger_clean(app)
+
+
+def test_a_t0_run_during_the_day_leaves_later_sales_to_the_next_window_never_skipping_them(
+        app: App, clock: FakeClock) -> None:
+    add_merchant(app, "M1")
+    set_settings(app, "M1", cycle=settlement.Cycle.T0)
+    sale(app, "M1", "early", 1_000)
+    clock.advance(30)
+    sale(app, "M1", "in-flight", 200)  # stamped within the last minute: left for the next window
+    run_on(app, SUN)
+    assert batches(app, "M1")[0]["settled_minor"] == 0  # the 09:00 sale is within the minute too
+    clock.advance(3_600)
+    sale(app, "M1", "afternoon", 300)  # after Sunday's window closed, before its 23:00 cut-off
+    at(clock, MON)
+    run_on(app, MON)
+    assert batches(app, "M1")[0]["settled_minor"] == 1_500 and balance(app, "M1", "merchant_pending") == 0
 
 
 def test_a_holiday_refuses_a_run_and_the_next_working_day_settles_both_days(app: App, clock: FakeClock) -> None:
@@ -177,9 +199,9 @@ def test_a_holiday_refuses_a_run_and_the_next_working_day_settles_both_days(app:
     at(clock, MON)
     sale(app, "M1", "monday", 2_000)
     with pytest.raises(settlement.Refused, match="holiday"):
-        settlement.run_clearing(app, MON)
+        run_on(app, MON)
     at(clock, TUE)
-    settlement.run_clearing(app, TUE)
+    run_on(app, TUE)
     assert batches(app, "M1")[0]["settled_minor"] == 3_000
 
 
@@ -191,8 +213,8 @@ def test_a_weekly_merchant_whose_weekday_is_a_holiday_settles_on_the_next_workin
         settlement.add_holiday(uow, MON, "", ACTOR, clock())
         uow.commit()
     sale(app, "M1", "s1", 700)
-    assert settlement.run_clearing(app, TUE)["merchants_total"] == 1
-    assert settlement.run_clearing(app, date(2026, 11, 25))["merchants_total"] == 0
+    assert run_on(app, TUE)["merchants_total"] == 1
+    assert run_on(app, date(2026, 11, 25))["merchants_total"] == 0
     assert batches(app, "M1")[0]["settled_minor"] == 700
 
 
@@ -203,12 +225,12 @@ def test_a_rolling_reserve_is_held_and_released_after_its_hold_days(app: App, cl
     verified_account(app, "M1")
     set_settings(app, "M1", reserve_bps=1_000, reserve_hold_days=2)
     sale(app, "M1", "s1", 10_009, fee=9)
-    settlement.run_clearing(app, MON)
+    run_on(app, MON)
     assert batches(app, "M1")[0]["reserve_minor"] == 1_000  # 10 % of 10,009 gross, rounded down
     assert balance(app, "M1", "merchant_reserve") == 1_000 and payouts_of(app, "M1")[0]["amount_minor"] == 9_000
-    settlement.run_clearing(app, TUE)
+    run_on(app, TUE)
     assert balance(app, "M1", "merchant_reserve") == 1_000  # one day held: not yet
-    settlement.run_clearing(app, date(2026, 11, 25))
+    run_on(app, date(2026, 11, 25))
     assert balance(app, "M1", "merchant_reserve") == 0
     assert batches(app, "M1")[0]["reserve_released_minor"] == 1_000
     assert payouts_of(app, "M1")[0]["amount_minor"] == 1_000
@@ -232,8 +254,8 @@ def test_running_the_same_day_twice_pays_once(app: App, clock: FakeClock) -> Non
     add_merchant(app, "M1")
     verified_account(app, "M1")
     sale(app, "M1", "s1", 3_000)
-    first = settlement.run_clearing(app, MON)
-    second = settlement.run_clearing(app, MON)
+    first = run_on(app, MON)
+    second = run_on(app, MON)
     assert first == second and len(payouts_of(app, "M1")) == 1 and platform(app, "payouts_in_transit") == 3_000
     ledger_clean(app)
 
@@ -263,11 +285,11 @@ def test_a_run_that_stopped_part_way_resumes_without_paying_twice(
     three_merchants_with_sales(app)
     crash_on_the_third_merchant(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        settlement.run_clearing(app, MON, merchants_per_transaction=1)
+        run_on(app, MON, merchants_per_transaction=1)
     stopped = settlement.run_summary(app, MON)
     assert (stopped["status"], stopped["merchants_done"], stopped["payouts"]) == ("running", 2, 2)
     monkeypatch.undo()
-    summary = settlement.run_clearing(app, MON)
+    summary = run_on(app, MON)
     assert (summary["status"], summary["merchants_done"], summary["payouts"]) == ("done", 3, 3)
     with app.engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(payouts)).scalar_one() == 3
@@ -280,24 +302,24 @@ def test_a_group_of_merchants_stopped_mid_transaction_leaves_nothing_half_done(
     three_merchants_with_sales(app)
     crash_on_the_third_merchant(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
-        settlement.run_clearing(app, MON, merchants_per_transaction=3)
+        run_on(app, MON, merchants_per_transaction=3)
     assert settlement.run_summary(app, MON)["merchants_done"] == 0
     assert platform(app, "payouts_in_transit") == 0 and balance(app, "M1", "merchant_pending") == 1_000
     monkeypatch.undo()
-    assert settlement.run_clearing(app, MON)["payouts"] == 3
+    assert run_on(app, MON)["payouts"] == 3
     ledger_clean(app)
 
 
 def test_a_run_refuses_a_group_size_out_of_range(app: App) -> None:
     with pytest.raises(SettlementError):
-        settlement.run_clearing(app, MON, merchants_per_transaction=0)
+        run_on(app, MON, merchants_per_transaction=0)
 
 
 def test_a_run_reports_progress_per_merchant(app: App) -> None:
     for merchant_id in ("M1", "M2"):
         add_merchant(app, merchant_id)
     seen: list[tuple[int, int]] = []
-    settlement.run_clearing(app, MON, progress=lambda done, total: seen.append((done, total)),
+    run_on(app, MON, progress=lambda done, total: seen.append((done, total)),
                             merchants_per_transaction=1)
     assert seen == [(1, 2), (2, 2)]
 
@@ -314,7 +336,7 @@ def paid_out(app: App, clock: FakeClock, merchant_id: str = "M1", amount: int = 
     account = verified_account(app, merchant_id)
     sale(app, merchant_id, f"{merchant_id}:s1", amount)
     at(clock, MON)
-    settlement.run_clearing(app, MON)
+    run_on(app, MON)
     with app.uow() as uow:
         data = settlement.write_clearing_file(uow, app.vault, MON, ACTOR, clock())
         uow.commit()
@@ -455,7 +477,7 @@ def test_an_unverified_account_receives_no_payout(app: App, clock: FakeClock) ->
         settlement.bind_bank_account(uow, app.vault, "M1", CARD, "Cafe Lumen", ACTOR, clock())
         uow.commit()
     sale(app, "M1", "s1", 2_000)
-    settlement.run_clearing(app, MON)
+    run_on(app, MON)
     assert payouts_of(app, "M1") == [] and batches(app, "M1")[0]["note"] == "no verified bank account"
     assert balance(app, "M1", "merchant_available") == 2_000
 
@@ -468,7 +490,7 @@ def test_a_merchant_lists_its_own_settlements_and_payouts_over_rest(app: App, cl
     with sandbox_client(app) as client:
         verified_account(app, CAFE, "Harbour Café")
         sale(app, CAFE, "s1", 8_000, fee=48)
-        settlement.run_clearing(app, MON)
+        run_on(app, MON)
         body = client.get("/v1/payouts", headers=CAFE_AUTH).json()
         assert [(p["id"], p["amount_minor"], p["status"]) for p in body["data"]] == [
             (f"po_{CAFE}_20261123", 7_952, "created")]

@@ -271,7 +271,8 @@ def account_add(merchant: Annotated[str, typer.Option("--merchant", help="The me
 @accounts_app.command("confirm")
 def account_confirm(merchant: Annotated[str, typer.Option("--merchant", help="The merchant id.")],
                     account: Annotated[str, typer.Option("--account", help="The bank account id (ba_...).")],
-                    amounts: Annotated[str, typer.Option("--amounts", help="The two micro-deposits, minor units: 12,34.")],
+                    amounts: Annotated[str, typer.Option(
+                        "--amounts", help="The two micro-deposits in minor units: 12,34.")],
                     as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Confirm the two micro-deposit amounts (three wrong tries fail the binding; exit 1 when wrong)."""
     parts = [part.strip() for part in amounts.split(",")]

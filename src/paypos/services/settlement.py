@@ -346,7 +346,12 @@ def _settle(uow: UnitOfWork, store: SqlSettlementStore, merchant: Merchant, sett
     acc = _Accounts(uow, mid, currency)
     last = store.last_batch(mid, business_date)
     start = last.window_end if last is not None else rules.EPOCH
-    end = max(rules.window_end(settings, business_date), start)
+    # A window never closes in the future: a run before the cut-off (T0 during the day) closes
+    # it a margin before now, and the next window opens there, so no transfer falls between
+    # windows (the margin covers transfers stamped before now and committed just after).
+    closes = min(rules.window_end(settings, business_date),
+                 now - timedelta(seconds=limits.settlement_in_flight_margin_s))
+    end = max(closes, start)
     sums = store.window_sums(acc.pending, start, end)
     gross = sum(credits for credits, _ in sums.values())
     debits = {code: d for code, (_, d) in sums.items()}
