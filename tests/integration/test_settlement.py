@@ -240,7 +240,9 @@ def test_a_rolling_reserve_is_held_and_released_after_its_hold_days(app: App, cl
 def test_settings_out_of_range_are_refused_naming_the_field(app: App) -> None:
     add_merchant(app, "M1")
     for changes, field in (({"reserve_bps": 10_001}, "reserve_bps"), ({"cutoff_local": "24:00"}, "cutoff"),
-                           ({"time_zone": "Mars/Olympus"}, "time_zone"), ({"weekday": 7}, "weekday")):
+                           ({"time_zone": "Mars/Olympus"}, "time_zone"), ({"weekday": 7}, "weekday"),
+                           ({"cycle": "T2"}, "cycle"), ({"colour": "red"}, "colour"),
+                           ({"reserve_bps": "10"}, "reserve_bps"), ({"time_zone": 8}, "time_zone")):
         with pytest.raises(SettlementError) as refused, app.uow() as uow:
             settlement.set_settings(uow, "M1", changes, ACTOR, app.clock())
         assert refused.value.field == field

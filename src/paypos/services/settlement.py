@@ -81,12 +81,29 @@ def set_settings(uow: UnitOfWork, merchant_id: str, changes: dict[str, Any], act
     """Change some fields of the merchant's settings (``cycle``, ``weekday``, ``cutoff_local``,
     ``time_zone``, ``reserve_bps``, ``reserve_hold_days``, ``instant_rate_bps``, ``payout_minor_min``)."""
     _merchant(uow, merchant_id)
+    unknown = sorted(set(changes) - _SETTING_FIELDS)
+    if unknown:
+        raise SettlementError(unknown[0], f"unknown settlement setting {unknown[0]!r}")
+    if "cycle" in changes:
+        try:
+            changes = {**changes, "cycle": Cycle(changes["cycle"])}
+        except ValueError:
+            raise SettlementError("cycle", "cycle must be T0, T1 or WEEKLY") from None
+    for name, value in changes.items():
+        if name not in ("cycle", "cutoff_local", "time_zone") and (type(value) is not int):
+            raise SettlementError(name, f"{name} must be a whole number")
+        if name in ("cutoff_local", "time_zone") and not isinstance(value, str):
+            raise SettlementError(name, f"{name} must be text")
     settings = rules.check_settings(replace(get_settings(uow, merchant_id), **changes))
     SqlSettlementStore(uow.connection).save_settings(settings, now)
     body = settings_json(settings)
     audit.record(uow, now, actor, "settlement.settings", "merchant", merchant_id, merchant_id=merchant_id,
                  details=body)
     return body
+
+
+_SETTING_FIELDS = frozenset({"cycle", "weekday", "cutoff_local", "time_zone", "reserve_bps", "reserve_hold_days",
+                             "instant_rate_bps", "payout_minor_min"})
 
 
 def settings_json(settings: SettlementSettings) -> dict[str, Any]:
