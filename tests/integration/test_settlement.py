@@ -398,6 +398,12 @@ def test_a_payout_to_a_closed_account_is_returned_to_the_available_balance(app: 
     assert balance(app, "M1", "merchant_available") == 5_000 and platform(app, "payouts_in_transit") == 0
     with app.engine.connect() as connection:
         assert list(connection.execute(sa.select(events.c.type)).scalars()) == ["payout.returned"]
+    with app.uow() as uow:  # the account works again: the next run pays the money out again
+        settlement.flag_bank_account(uow, account, None, ACTOR, clock())
+        uow.commit()
+    run_on(app, TUE)
+    assert [(p["id"], p["amount_minor"], p["status"]) for p in payouts_of(app, "M1")] == [
+        ("po_M1_20261124", 5_000, "created"), ("po_M1_20261123", 5_000, "returned")]
     ledger_clean(app)
 
 
