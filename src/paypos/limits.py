@@ -276,6 +276,9 @@ bank_holder_name_chars_max = 128
 # SQLite, per group); a crash loses at most the group in flight, which the next run redoes.
 settlement_merchants_per_transaction = 50
 settlement_merchants_per_transaction_max = 1_000
+# A window shared by at least this many merchants of a run is summed in one grouped scan of
+# the journal; merchants with a window of their own are summed one indexed aggregate each.
+settlement_shared_window_merchants_min = 20
 # A run before a window's cut-off closes the window this long before now instead: transfers
 # stamped earlier but still committing are left for the next window, never skipped.
 settlement_in_flight_margin_s = 60

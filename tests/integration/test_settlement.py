@@ -517,3 +517,30 @@ def test_the_settlement_listings_refuse_a_bad_query_and_a_missing_key(app: App) 
         assert bad_date.status_code == 422 and bad_date.headers["content-type"] == "application/problem+json"
         assert client.get("/v1/payouts", headers=CAFE_AUTH, params={"limit": 0}).status_code == 422
         assert client.get("/v1/payouts").status_code == 401
+
+
+def test_merchants_sharing_a_window_are_summed_in_one_scan_with_the_same_results(
+        app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from paypos import limits
+
+    monkeypatch.setattr(limits, "settlement_shared_window_merchants_min", 2)
+    for n, merchant_id in enumerate(("M1", "M2", "M3")):
+        add_merchant(app, merchant_id)
+        sale(app, merchant_id, f"{merchant_id}:s1", 10_000 + n, fee=60)
+        refund(app, merchant_id, f"{merchant_id}:r1", 1_000)
+    set_settings(app, "M3", cutoff_local="08:00")  # a window of its own (the sales came after it)
+    from paypos.adapters.db.settlement import SqlSettlementStore
+
+    alone: list[int] = []
+    real = SqlSettlementStore.window_sums
+    monkeypatch.setattr(SqlSettlementStore, "window_sums",
+                        lambda self, *args: alone.append(args[0]) or real(self, *args))
+    clock.advance(3_600)
+    sale(app, "M1", "M1:late", 500)  # 10:00 UTC, still before M1's 23:00 cut-off (15:00 UTC)
+    run_on(app, MON)
+    got = {b["merchant_id"]: (b["gross_minor"], b["fees_minor"], b["refunds_minor"], b["settled_minor"])
+           for b in (batches(app, m)[0] for m in ("M1", "M2", "M3"))}
+    assert got == {"M1": (10_500, 60, 1_000, 9_440), "M2": (10_001, 60, 1_000, 8_941), "M3": (0, 0, 0, 0)}
+    assert len(alone) == 1  # M3 alone; M1 and M2 from the shared scan
+    assert balance(app, "M3", "merchant_pending") == 8_942
+    ledger_clean(app)

@@ -266,9 +266,10 @@ def run_clearing(app: App, business_date: date, progress: Progress | None = None
     crash_after = int(os.environ.get(CRASH_AFTER_ENV, "0") or 0)
     todo = [(m, s) for m, s in due if m.merchant_id not in finished]
     done, done_here = len(due) - len(todo), 0
+    shared = _share_windows(app, todo, business_date)
     for first in range(0, len(todo), merchants_per_transaction):
         group = todo[first:first + merchants_per_transaction]
-        _settle_group(app, group, business_date)
+        _settle_group(app, group, business_date, shared)
         done_here += len(group)
         if crash_after and done_here >= crash_after:
             os._exit(70)  # the crash test's kill: nothing after the commit above runs
@@ -300,26 +301,28 @@ def _run_json(row: dict[str, Any]) -> dict[str, Any]:
             "finished_at": rules.iso(row["finished_at"]) if row["finished_at"] else None}
 
 
-def _settle_group(app: App, group: list[tuple[Merchant, SettlementSettings]], business_date: date) -> None:
+def _settle_group(app: App, group: list[tuple[Merchant, SettlementSettings]], business_date: date,
+                  shared: SharedSums) -> None:
     """Settle merchants in one transaction; when a concurrent runner got to one of them first
     (a unique batch key), one merchant per transaction, skipping those already settled."""
     try:
-        _settle_merchants(app, group, business_date)
+        _settle_merchants(app, group, business_date, shared)
     except sa.exc.IntegrityError:
         for one in group:
             try:
-                _settle_merchants(app, [one], business_date)
+                _settle_merchants(app, [one], business_date, shared)
             except sa.exc.IntegrityError:
                 continue
 
 
-def _settle_merchants(app: App, group: list[tuple[Merchant, SettlementSettings]], business_date: date) -> None:
+def _settle_merchants(app: App, group: list[tuple[Merchant, SettlementSettings]], business_date: date,
+                      shared: SharedSums) -> None:
     with app.uow() as uow:
         store = SqlSettlementStore(uow.connection)
         for merchant, settings in group:
             if store.batch_exists(merchant.merchant_id, business_date):
                 continue
-            batch = _settle(uow, store, merchant, settings, business_date, app.clock())
+            batch = _settle(uow, store, merchant, settings, business_date, app.clock(), shared)
             store.add_batch(batch)
             store.count_merchant(business_date, paid_out=batch["payout_id"] is not None)
         uow.commit()
@@ -356,20 +359,63 @@ def _available(uow: UnitOfWork, account_id: int) -> int:
     return account.balances.available_credit_balance
 
 
+def _window(store: SqlSettlementStore, merchant_id: str, settings: SettlementSettings, business_date: date,
+            now: datetime) -> tuple[sa.Row | None, datetime, datetime]:
+    """The merchant's last batch and the window ``(start, end]`` of this one.
+
+    A window never closes in the future: a run before the cut-off (T0 during the day) closes
+    it a margin before now, and the next window opens there, so no transfer falls between
+    windows (the margin covers transfers stamped before now and committed just after)."""
+    last = store.last_batch(merchant_id, business_date)
+    start = last.window_end if last is not None else rules.EPOCH
+    closes = min(rules.window_end(settings, business_date),
+                 now - timedelta(seconds=limits.settlement_in_flight_margin_s))
+    return last, start, max(closes, start)
+
+
+class SharedSums:
+    """Window sums of many merchants at once: one grouped scan per distinct window (merchants
+    with the same cycle, cut-off and history share one) instead of an indexed aggregate per
+    merchant, whose rows lie scattered over the journal's pages."""
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[datetime, datetime], dict[int, dict[str, tuple[int, int]]]] = {}
+
+    def load(self, store: SqlSettlementStore, start: datetime, end: datetime) -> None:
+        if (start, end) not in self._sums:
+            self._sums[(start, end)] = store.window_sums_by_account(start, end)
+
+    def sums(self, account_id: int, start: datetime, end: datetime) -> dict[str, tuple[int, int]] | None:
+        """The account's sums, or None when this window was not loaded (query it alone)."""
+        loaded = self._sums.get((start, end))
+        return None if loaded is None else loaded.get(account_id, {})
+
+
+def _share_windows(app: App, todo: list[tuple[Merchant, SettlementSettings]], business_date: date) -> SharedSums:
+    """Load the windows that at least ``limits.settlement_shared_window_merchants_min``
+    merchants share (a read-only transaction before the groups)."""
+    shared, now = SharedSums(), app.clock()
+    with app.uow(write=False) as uow:
+        store = SqlSettlementStore(uow.connection)
+        counts: dict[tuple[datetime, datetime], int] = {}
+        for merchant, settings in todo:
+            _, start, end = _window(store, merchant.merchant_id, settings, business_date, now)
+            counts[(start, end)] = counts.get((start, end), 0) + 1
+        for (start, end), count in counts.items():
+            if count >= limits.settlement_shared_window_merchants_min:
+                shared.load(store, start, end)
+    return shared
+
+
 def _settle(uow: UnitOfWork, store: SqlSettlementStore, merchant: Merchant, settings: SettlementSettings,
-            business_date: date, now: datetime) -> dict[str, Any]:
+            business_date: date, now: datetime, shared: SharedSums | None = None) -> dict[str, Any]:
     """Post one merchant's settlement of ``business_date``; its batch row (not yet inserted)."""
     mid, currency, day = merchant.merchant_id, merchant.currency, f"{business_date:%Y%m%d}"
     acc = _Accounts(uow, mid, currency)
-    last = store.last_batch(mid, business_date)
-    start = last.window_end if last is not None else rules.EPOCH
-    # A window never closes in the future: a run before the cut-off (T0 during the day) closes
-    # it a margin before now, and the next window opens there, so no transfer falls between
-    # windows (the margin covers transfers stamped before now and committed just after).
-    closes = min(rules.window_end(settings, business_date),
-                 now - timedelta(seconds=limits.settlement_in_flight_margin_s))
-    end = max(closes, start)
-    sums = store.window_sums(acc.pending, start, end)
+    last, start, end = _window(store, mid, settings, business_date, now)
+    sums = shared.sums(acc.pending, start, end) if shared is not None else None
+    if sums is None:
+        sums = store.window_sums(acc.pending, start, end)
     gross = sum(credits for credits, _ in sums.values())
     debits = {code: d for code, (_, d) in sums.items()}
     fees, refunds, chargebacks = (sum(debits.get(c, 0) for c in codes)

@@ -143,6 +143,21 @@ class SqlSettlementStore:
                 sums[code] = (credits + int(amount), debits) if side == 0 else (credits, debits + int(amount))
         return sums
 
+    def window_sums_by_account(self, start: datetime, end: datetime) -> dict[int, dict[str, tuple[int, int]]]:
+        """``window_sums`` of every account at once: ``{account id: {code: (credits, debits)}}``
+        (two grouped scans of the window's transfers)."""
+        sums: dict[int, dict[str, tuple[int, int]]] = {}
+        for side, column in ((0, ledger_transfers.c.credit_account_id), (1, ledger_transfers.c.debit_account_id)):
+            query = (sa.select(column, ledger_transfers.c.code, sa.func.sum(ledger_transfers.c.amount))
+                     .where(ledger_transfers.c.kind.in_(POSTED_KINDS), ledger_transfers.c.created_at > start,
+                            ledger_transfers.c.created_at <= end, ledger_transfers.c.code.not_in(SETTLEMENT_CODES))
+                     .group_by(column, ledger_transfers.c.code))
+            for account_id, code, amount in self._db.execute(query):
+                codes = sums.setdefault(account_id, {})
+                credits, debits = codes.get(code, (0, 0))
+                codes[code] = (credits + int(amount), debits) if side == 0 else (credits, debits + int(amount))
+        return sums
+
     # --- payouts --------------------------------------------------------------------------------
 
     def add_payout(self, row: dict[str, Any]) -> None:
