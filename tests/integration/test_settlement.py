@@ -544,3 +544,24 @@ def test_merchants_sharing_a_window_are_summed_in_one_scan_with_the_same_results
     assert len(alone) == 1  # M3 alone; M1 and M2 from the shared scan
     assert balance(app, "M3", "merchant_pending") == 8_942
     ledger_clean(app)
+
+
+def test_outstanding_pricing_charges_from_the_hook_are_collected_before_the_payout_capped_by_available(
+        app: App, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_merchant(app, "M1")
+    add_merchant(app, "M2")
+    verified_account(app, "M1")
+    sale(app, "M1", "s1", 3_000)
+    sale(app, "M2", "s2", 500)
+    asked: list[tuple[str, str, date]] = []
+
+    def rent(uow: Any, merchant_id: str, currency: str, business_date: date) -> list[settlement.Charge]:
+        asked.append((merchant_id, currency, business_date))
+        return [settlement.Charge(f"rent-{merchant_id}-nov", 1_000, "terminal rent")]
+
+    monkeypatch.setattr(settlement, "CHARGES_HOOKS", [rent])
+    run_on(app, MON)
+    assert asked == [("M1", "CNY", MON), ("M2", "CNY", MON)]
+    assert (batches(app, "M1")[0]["charges_minor"], batches(app, "M2")[0]["charges_minor"]) == (1_000, 500)
+    assert payouts_of(app, "M1")[0]["amount_minor"] == 2_000 and platform(app, "fees_revenue") == 1_500
+    ledger_clean(app)

@@ -329,31 +329,37 @@ def _settle_merchants(app: App, group: list[tuple[Merchant, SettlementSettings]]
 
 
 class _Accounts:
+    """The ledger accounts settlement touches, opened on first use (ids cached for good)."""
+
     def __init__(self, uow: UnitOfWork, merchant_id: str, currency: str) -> None:
-        owner = merchant_owner(merchant_id)
-        ledger = uow.ledger
-        self.pending = ledger.open_account(owner, owner, "merchant_pending", currency).id
-        self.available = ledger.open_account(owner, owner, "merchant_available", currency,
-                                             AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS).id
-        self.reserve = ledger.open_account(owner, owner, "merchant_reserve", currency,
-                                           AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS).id
-        self.fees = ledger.open_account(PLATFORM, PLATFORM, "fees_revenue", currency).id
-        self.in_transit = ledger.open_account(PLATFORM, PLATFORM, "payouts_in_transit", currency).id
-        self.bank = ledger.open_account(PLATFORM, PLATFORM, "bank_settlement", currency).id
+        owner, never_negative = merchant_owner(merchant_id), AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+        self.pending = _account_id(uow, owner, "merchant_pending", currency)
+        self.available = _account_id(uow, owner, "merchant_available", currency, never_negative)
+        self.reserve = _account_id(uow, owner, "merchant_reserve", currency, never_negative)
+        self.fees = _account_id(uow, PLATFORM, "fees_revenue", currency)
+        self.in_transit = _account_id(uow, PLATFORM, "payouts_in_transit", currency)
+        self.bank = _account_id(uow, PLATFORM, "bank_settlement", currency)
 
 
-def _post(uow: UnitOfWork, transfer_id: str, debit: int, credit: int, amount: int, currency: str, code: str,
-          now: datetime) -> None:
-    if amount <= 0:
+def _account_id(uow: UnitOfWork, owner: str, code: str, currency: str,
+                flags: AccountFlags = AccountFlags.NONE) -> int:
+    found = uow.ledger.find_account_id(owner, code, currency)
+    return found if found is not None else uow.ledger.open_account(owner, owner, code, currency, flags).id
+
+
+def _post(uow: UnitOfWork, transfers: list[TransferRequest], now: datetime) -> None:
+    """Post settlement transfers (those of a positive amount) in one ledger batch."""
+    wanted = [t for t in transfers if t.amount is not None and t.amount > 0]
+    if not wanted:
         return
-    outcome = uow.ledger.create_transfers([TransferRequest(transfer_id, debit, credit, amount, currency,
-                                                           code=code)], now)[0]
-    if outcome.result not in (TransferResult.OK, TransferResult.EXISTS):
-        raise LedgerInvariantError(f"settlement transfer {transfer_id} refused: {outcome.result.value}")
+    for outcome in uow.ledger.create_transfers(wanted, now):
+        if outcome.result not in (TransferResult.OK, TransferResult.EXISTS):
+            raise LedgerInvariantError(f"settlement transfer {outcome.id} refused: {outcome.result.value}")
 
 
 def _available(uow: UnitOfWork, account_id: int) -> int:
-    account = uow.ledger.get_account(account_id)
+    """The account's available balance, locked until commit (PostgreSQL: FOR UPDATE)."""
+    account = uow.ledger.lock_accounts({account_id}).get(account_id)
     if account is None:
         raise LedgerInvariantError(f"account {account_id} vanished")
     return account.balances.available_credit_balance
@@ -409,7 +415,11 @@ def _share_windows(app: App, todo: list[tuple[Merchant, SettlementSettings]], bu
 
 def _settle(uow: UnitOfWork, store: SqlSettlementStore, merchant: Merchant, settings: SettlementSettings,
             business_date: date, now: datetime, shared: SharedSums | None = None) -> dict[str, Any]:
-    """Post one merchant's settlement of ``business_date``; its batch row (not yet inserted)."""
+    """Post one merchant's settlement of ``business_date``; its batch row (not yet inserted).
+
+    The amounts follow from the available balance read (and locked) once: settle, release due
+    reserves, hold the new reserve, T0 fee, pricing charges, payout — each capped by what is
+    available at that point — then one ledger batch posts them in that order."""
     mid, currency, day = merchant.merchant_id, merchant.currency, f"{business_date:%Y%m%d}"
     acc = _Accounts(uow, mid, currency)
     last, start, end = _window(store, mid, settings, business_date, now)
@@ -420,48 +430,57 @@ def _settle(uow: UnitOfWork, store: SqlSettlementStore, merchant: Merchant, sett
     debits = {code: d for code, (_, d) in sums.items()}
     fees, refunds, chargebacks = (sum(debits.get(c, 0) for c in codes)
                                   for codes in (FEE_CODES, REFUND_CODES, CHARGEBACK_CODES))
-    other = sum(debits.values()) - fees - refunds - chargebacks
     carried_in = last.carried_out_minor if last is not None else 0
     net = gross - sum(debits.values()) + carried_in
     settled = max(net, 0)
-    _post(uow, f"settle:{mid}:{day}", acc.pending, acc.available, settled, currency, "settlement", now)
-    released = 0
-    for old in store.reserves_due(mid, business_date - timedelta(days=settings.reserve_hold_days)):
-        _post(uow, f"reserve_release:{old.id}", acc.reserve, acc.available, old.reserve_minor, currency,
-              "reserve_release", now)
+    moves = [TransferRequest(f"settle:{mid}:{day}", acc.pending, acc.available, settled, currency, code="settlement")]
+    due = store.reserves_due(mid, business_date - timedelta(days=settings.reserve_hold_days))
+    moves += [TransferRequest(f"reserve_release:{old.id}", acc.reserve, acc.available, old.reserve_minor, currency,
+                              code="reserve_release") for old in due]
+    released = sum(old.reserve_minor for old in due)
+    available = _available(uow, acc.available) + settled + released
+    reserve = min(rules.reserve_minor(gross, settings.reserve_bps), available)
+    instant = 0 if settings.cycle is not Cycle.T0 else min(
+        rules.instant_fee_minor(settled, settings.instant_rate_bps), available - reserve)
+    available -= reserve + instant
+    moves += [TransferRequest(f"reserve:{mid}:{day}", acc.available, acc.reserve, reserve, currency,
+                              code="settlement_reserve"),
+              TransferRequest(f"instant_fee:{mid}:{day}", acc.available, acc.fees, instant, currency,
+                              code="instant_fee")]
+    charges = _charges(uow, acc, mid, currency, business_date, available)
+    charged = sum(t.amount or 0 for t in charges)
+    payout_id, payout, note = _payout(store, merchant, settings, business_date, available - charged, now)
+    if payout_id is not None:
+        charges.append(TransferRequest(f"payout:{mid}:{day}", acc.available, acc.in_transit, payout, currency,
+                                       code="payout"))
+    _post(uow, moves + charges, now)
+    for old in due:
         store.mark_reserve_released(old.id, now)
-        released += old.reserve_minor
-    reserve = min(rules.reserve_minor(gross, settings.reserve_bps), _available(uow, acc.available))
-    _post(uow, f"reserve:{mid}:{day}", acc.available, acc.reserve, reserve, currency, "settlement_reserve", now)
-    instant = 0
-    if settings.cycle is Cycle.T0:
-        instant = min(rules.instant_fee_minor(settled, settings.instant_rate_bps), _available(uow, acc.available))
-        _post(uow, f"instant_fee:{mid}:{day}", acc.available, acc.fees, instant, currency, "instant_fee", now)
-    charged = _collect_charges(uow, acc, mid, currency, business_date, now)
-    payout_id, payout, note = _pay_out(uow, store, acc, merchant, settings, business_date, now)
     return {"id": f"sb_{mid}_{day}", "merchant_id": mid, "business_date": business_date,
             "cycle": settings.cycle.value, "currency": currency, "window_start": start, "window_end": end,
             "gross_minor": gross, "fees_minor": fees, "refunds_minor": refunds, "chargebacks_minor": chargebacks,
-            "other_minor": other, "carried_in_minor": carried_in, "settled_minor": settled,
-            "carried_out_minor": min(net, 0), "reserve_minor": reserve, "reserve_released_minor": released,
-            "instant_fee_minor": instant, "charges_minor": charged, "payout_id": payout_id,
-            "payout_minor": payout, "note": note, "created_at": now}
+            "other_minor": sum(debits.values()) - fees - refunds - chargebacks, "carried_in_minor": carried_in,
+            "settled_minor": settled, "carried_out_minor": min(net, 0), "reserve_minor": reserve,
+            "reserve_released_minor": released, "instant_fee_minor": instant, "charges_minor": charged,
+            "payout_id": payout_id, "payout_minor": payout, "note": note, "created_at": now}
 
 
-def _collect_charges(uow: UnitOfWork, acc: _Accounts, merchant_id: str, currency: str, business_date: date,
-                     now: datetime) -> int:
-    charged = 0
+def _charges(uow: UnitOfWork, acc: _Accounts, merchant_id: str, currency: str, business_date: date,
+             available: int) -> list[TransferRequest]:
+    """The pricing hooks' outstanding charges, each capped by what is still available."""
+    moves = []
     for hook in CHARGES_HOOKS:
         for charge in hook(uow, merchant_id, currency, business_date):
-            amount = min(charge.amount_minor, _available(uow, acc.available))
-            _post(uow, f"charge:{charge.id}", acc.available, acc.fees, amount, currency, "pricing_charge", now)
-            charged += max(amount, 0)
-    return charged
+            amount = max(min(charge.amount_minor, available), 0)
+            available -= amount
+            moves.append(TransferRequest(f"charge:{charge.id}", acc.available, acc.fees, amount, currency,
+                                         code="pricing_charge"))
+    return moves
 
 
-def _pay_out(uow: UnitOfWork, store: SqlSettlementStore, acc: _Accounts, merchant: Merchant,
-             settings: SettlementSettings, business_date: date, now: datetime) -> tuple[str | None, int, str]:
-    amount = _available(uow, acc.available)
+def _payout(store: SqlSettlementStore, merchant: Merchant, settings: SettlementSettings, business_date: date,
+            amount: int, now: datetime) -> tuple[str | None, int, str]:
+    """The payout row of the whole available ``amount`` (its ledger transfer is the caller's)."""
     if amount <= 0:
         return None, 0, "nothing available"
     if amount < settings.payout_minor_min:
@@ -470,8 +489,6 @@ def _pay_out(uow: UnitOfWork, store: SqlSettlementStore, acc: _Accounts, merchan
     if account is None:
         return None, 0, "no verified bank account"
     payout_id = f"po_{merchant.merchant_id}_{business_date:%Y%m%d}"
-    _post(uow, f"payout:{merchant.merchant_id}:{business_date:%Y%m%d}", acc.available, acc.in_transit, amount,
-          merchant.currency, "payout", now)
     store.add_payout({"id": payout_id, "merchant_id": merchant.merchant_id, "business_date": business_date,
                       "bank_account_id": account.id, "amount_minor": amount, "currency": merchant.currency,
                       "status": "created", "created_at": now, "updated_at": now})
@@ -593,12 +610,12 @@ def _apply_statement_line(uow: UnitOfWork, store: SqlSettlementStore, payout: sa
                           reason: str, now: datetime) -> None:
     acc = _Accounts(uow, payout.merchant_id, payout.currency)
     if status == "paid":
-        _post(uow, f"payout_paid:{payout.id}", acc.in_transit, acc.bank, payout.amount_minor, payout.currency,
-              "payout_paid", now)
+        _post(uow, [TransferRequest(f"payout_paid:{payout.id}", acc.in_transit, acc.bank, payout.amount_minor,
+                                    payout.currency, code="payout_paid")], now)
         store.update_payout(payout.id, status="paid", updated_at=now)
     else:
-        _post(uow, f"payout_return:{payout.id}", acc.in_transit, acc.available, payout.amount_minor,
-              payout.currency, "payout_return", now)
+        _post(uow, [TransferRequest(f"payout_return:{payout.id}", acc.in_transit, acc.available,
+                                    payout.amount_minor, payout.currency, code="payout_return")], now)
         store.update_payout(payout.id, status="returned", return_code=(code or "R99")[:8],
                             return_reason=(reason or "returned by the bank")[:128], updated_at=now)
     body = payout_json(store.payout(payout.id))
