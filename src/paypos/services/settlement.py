@@ -259,6 +259,8 @@ def run_clearing(app: App, business_date: date, progress: Progress | None = None
         if run is None:
             store.start_run(business_date, len(due), app.clock())
             audit.record(uow, app.clock(), actor, "settlement.run", "settlement_run", business_date.isoformat())
+        elif run.status != "done":  # resuming: merchants registered since the crash are due too
+            store.update_run(business_date, merchants_total=len(due))
         finished = store.merchants_with_batches(business_date)
         uow.commit()
     if run is not None and run.status == "done":
