@@ -1,3 +1,15 @@
-from bench.ledger import main
+"""``python -m bench [ledger options]`` (the ledger benchmark) or ``python -m bench <name> [options]``
+with a name of: ledger, clearing."""
 
-main()
+import sys
+
+if len(sys.argv) > 1 and sys.argv[1] == "clearing":
+    from bench.clearing import main as clearing
+
+    clearing(sys.argv[2:])
+else:
+    if len(sys.argv) > 1 and sys.argv[1] == "ledger":
+        del sys.argv[1]
+    from bench.ledger import main
+
+    main()

@@ -296,3 +296,32 @@ console_totp_window_steps = 1
 # Pages: rows per table page; users an operator page lists.
 console_page_rows = 25
 console_users_listed_max = 500
+# --- settlement and payouts (issue 7, docs/settlement.md) ------------------------------------
+# Defaults for a merchant without settlement settings: T+1, cut-off 23:00 in Asia/Shanghai,
+# no rolling reserve; T+0 (instant) costs this many basis points of the window's net sales on
+# top of the sale fees; payouts below this many minor units wait for a later run.
+settlement_cutoff_local_default = "23:00"
+settlement_time_zone_default = "Asia/Shanghai"
+settlement_instant_rate_bps_default = 50
+settlement_payout_minor_min_default = 100
+settlement_rate_bps_max = 10_000  # reserve and instant rates: at most 100 %
+settlement_reserve_hold_days_max = 365
+# Sandbox bank binding: micro-deposits are 1..99 minor units each; three wrong confirmations
+# fail the binding; the holder name's length.
+micro_deposit_minor_max = 99
+micro_deposit_attempts_max = 3
+bank_holder_name_chars_max = 128
+# The clearing run settles this many merchants per transaction (one commit, one disk flush on
+# SQLite, per group); a crash loses at most the group in flight, which the next run redoes.
+settlement_merchants_per_transaction = 50
+settlement_merchants_per_transaction_max = 1_000
+# A window shared by at least this many merchants of a run is summed in one grouped scan of
+# the journal; merchants with a window of their own are summed one indexed aggregate each.
+settlement_shared_window_merchants_min = 20
+# A run before a window's cut-off closes the window this long before now instead: transfers
+# stamped earlier but still committing are left for the next window, never skipped.
+settlement_in_flight_margin_s = 60
+# Listings (runs, batches, payouts, bank accounts) show at most this many rows, newest first.
+settlement_page_size_max = 500
+# Clearing files and bank statements read at most this many bytes.
+clearing_file_bytes_max = 256 * 1024 * 1024

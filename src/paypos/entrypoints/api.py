@@ -98,6 +98,7 @@ def create_app(
     from paypos.entrypoints.api_online import install_online_routes
     from paypos.entrypoints.api_onboarding import install_onboarding_routes
     from paypos.entrypoints.api_prepaid import install_prepaid_routes
+    from paypos.entrypoints.api_settlement import install_settlement_routes
     from paypos.entrypoints.api_webhooks import install_webhook_routes
 
     install_buyer_routes(api)
@@ -110,6 +111,7 @@ def create_app(
     from paypos.entrypoints.console import install_console_routes
 
     install_console_routes(api)  # the web console at /console/ (docs/console.md)
+    install_settlement_routes(api)
     return api
 
 

@@ -41,6 +41,7 @@ from paypos.entrypoints.cli_escrow import dispute_app, escrow_app
 from paypos.entrypoints.cli_merchants import merchants_app
 from paypos.entrypoints.cli_terminals import terminals_app
 from paypos.entrypoints.cli_console import console_app
+from paypos.entrypoints.cli_settlement import bank_app, settlement_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -64,6 +65,8 @@ sandbox_app.add_typer(dispute_app, name="dispute")
 app.add_typer(merchants_app, name="merchants")
 app.add_typer(terminals_app, name="terminals")
 app.add_typer(console_app, name="console")
+app.add_typer(settlement_app, name="settlement")
+app.add_typer(bank_app, name="bank")
 
 out = Console()
 err = Console(stderr=True)

@@ -5,8 +5,9 @@ it describes or not at all, so an event exists iff its change committed. Webhook
 (services/webhooks.py) reads committed events; nothing is sent from inside a transaction.
 
 Event types (docs/webhooks.md): payment_request.paid, payment.failed, refund.succeeded,
-escrow.shipped, escrow.released, dispute.opened, dispute.closed, payout.paid;
-merchant.approved, merchant.activated, terminal.activated (docs/merchant-lifecycle.md).
+escrow.shipped, escrow.released, dispute.opened, dispute.closed, payout.paid, payout.returned
+(docs/settlement.md); merchant.approved, merchant.activated, terminal.activated
+(docs/merchant-lifecycle.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from paypos.domain import webhook
 
 EVENT_TYPES = frozenset({
     "payment_request.paid", "payment.failed", "refund.succeeded", "escrow.shipped", "escrow.released",
-    "dispute.opened", "dispute.closed", "payout.paid",
+    "dispute.opened", "dispute.closed", "payout.paid", "payout.returned",
     # issue 7, merchant lifecycle (docs/merchant-lifecycle.md)
     "merchant.approved", "merchant.activated", "terminal.activated",
 })

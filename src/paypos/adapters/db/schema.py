@@ -834,3 +834,116 @@ console_form_keys = sa.Table(
     sa.Column("result_json", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+# --- issue 7: settlement and payouts --------------------------------------------------------
+
+# A merchant's settlement cycle (docs/settlement.md); merchants without a row use the defaults.
+settlement_settings = sa.Table(
+    "settlement_settings",
+    metadata,
+    sa.Column("merchant_id", sa.String(15), primary_key=True),
+    sa.Column("cycle", sa.String(8), nullable=False),  # T0 | T1 | WEEKLY
+    sa.Column("weekday", sa.Integer, nullable=False),  # 0 = Monday (WEEKLY)
+    sa.Column("cutoff_local", sa.String(5), nullable=False),  # HH:MM in time_zone
+    sa.Column("time_zone", sa.String(64), nullable=False),  # IANA
+    sa.Column("reserve_bps", sa.Integer, nullable=False),
+    sa.Column("reserve_hold_days", sa.Integer, nullable=False),
+    sa.Column("instant_rate_bps", sa.Integer, nullable=False),
+    sa.Column("payout_minor_min", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Dates on which nothing settles and nothing is paid out (settlement rolls to the next working day).
+settlement_holidays = sa.Table(
+    "settlement_holidays",
+    metadata,
+    sa.Column("holiday_date", sa.Date, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One clearing run per business date: its progress, so a crashed run resumes.
+settlement_runs = sa.Table(
+    "settlement_runs",
+    metadata,
+    sa.Column("business_date", sa.Date, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # running | done
+    sa.Column("merchants_total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("merchants_done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("batches", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("payouts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+)
+
+# One merchant's settlement of one business date: the window and what moved (minor units).
+settlement_batches = sa.Table(
+    "settlement_batches",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # sb_<merchant>_<yyyymmdd>
+    sa.Column("merchant_id", sa.String(15), nullable=False),
+    sa.Column("business_date", sa.Date, nullable=False),
+    sa.Column("cycle", sa.String(8), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("window_start", UTCDateTime, nullable=False),  # exclusive
+    sa.Column("window_end", UTCDateTime, nullable=False),  # inclusive
+    sa.Column("gross_minor", sa.BigInteger, nullable=False),  # credits to merchant_pending
+    sa.Column("fees_minor", sa.BigInteger, nullable=False),
+    sa.Column("refunds_minor", sa.BigInteger, nullable=False),
+    sa.Column("chargebacks_minor", sa.BigInteger, nullable=False),
+    sa.Column("other_minor", sa.BigInteger, nullable=False),  # other debits of merchant_pending
+    sa.Column("carried_in_minor", sa.BigInteger, nullable=False),  # a negative net of the last batch
+    sa.Column("settled_minor", sa.BigInteger, nullable=False),  # merchant_pending → merchant_available
+    sa.Column("carried_out_minor", sa.BigInteger, nullable=False),  # <= 0: left for the next batch
+    sa.Column("reserve_minor", sa.BigInteger, nullable=False),  # available → merchant_reserve
+    sa.Column("reserve_released_minor", sa.BigInteger, nullable=False),  # older reserves back to available
+    sa.Column("reserve_released_at", UTCDateTime, nullable=True),  # when THIS batch's reserve went back
+    sa.Column("instant_fee_minor", sa.BigInteger, nullable=False),
+    sa.Column("charges_minor", sa.BigInteger, nullable=False),  # pricing charges (hook)
+    sa.Column("payout_id", sa.String(32), nullable=True),
+    sa.Column("payout_minor", sa.BigInteger, nullable=False),
+    sa.Column("note", sa.String(128), nullable=False, server_default=""),  # why no payout
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("merchant_id", "business_date", name="uq_settlement_batches_merchant_date"),
+)
+
+# Money on its way to a merchant's bank account: created → sent (in a clearing file) → paid | returned.
+payouts = sa.Table(
+    "payouts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # po_<merchant>_<yyyymmdd>
+    sa.Column("merchant_id", sa.String(15), nullable=False),
+    sa.Column("business_date", sa.Date, nullable=False, index=True),
+    sa.Column("bank_account_id", sa.String(32), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("file_id", sa.String(32), nullable=True),
+    sa.Column("return_code", sa.String(8), nullable=True),
+    sa.Column("return_reason", sa.String(128), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
+    sa.Index("ix_payouts_merchant_date", "merchant_id", "business_date"),
+)
+
+# A merchant's bank account (the sandbox bank verifies it by micro-deposits). The number is
+# sealed by the vault (purpose "bank_account"); lookup_hash finds it; masked everywhere else.
+bank_accounts = sa.Table(
+    "bank_accounts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # ba_ + 16 hex
+    sa.Column("merchant_id", sa.String(15), nullable=False, index=True),
+    sa.Column("number_sealed", sa.LargeBinary, nullable=False),
+    sa.Column("number_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("number_masked", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # card | iban
+    sa.Column("holder_name", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),  # pending_verification | verified | failed
+    sa.Column("micro_deposit_1", sa.Integer, nullable=False),
+    sa.Column("micro_deposit_2", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("bank_flag", sa.String(24), nullable=True),  # sandbox bank: account_closed | name_mismatch
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("verified_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
