@@ -221,12 +221,17 @@ def fee_for(plan: PricingPlan, method: PaymentMethod, amount_minor: int, at: dat
     return min(part + plan.fixed_fee_minor, amount_minor)
 
 
-def standard_plan(currency: str = "CNY") -> PricingPlan:
+def standard_plan(currency: str = "CNY", plan_id: str = STANDARD_PLAN_ID) -> PricingPlan:
     """The plan of a merchant without an assignment, and the sandbox's "standard" plan: the
     rates paypos charged before plans existed (60 bps, credit pay 80 bps), nothing else."""
     prices = {m: MethodPrice(DEFAULT_MDR_BPS) for m in PaymentMethod}
     prices[PaymentMethod.CREDIT_PAY] = MethodPrice(CREDIT_PAY_MDR_BPS)
-    return PricingPlan(STANDARD_PLAN_ID, "Standard", currency, prices)
+    return PricingPlan(plan_id, "Standard", currency, prices)
+
+
+def standard_plan_id(currency: str) -> str:
+    """The sandbox's standard plan of a currency: "standard" (CNY), "standard-usd", ..."""
+    return STANDARD_PLAN_ID if currency == "CNY" else f"{STANDARD_PLAN_ID}-{currency.lower()}"
 
 
 def plan_to_json(plan: PricingPlan) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from paypos import limits
 from paypos.adapters.db.cache import NoCache, TtlCache
 from paypos.adapters.db.schema import pricing_assignments, pricing_charges, pricing_plans
-from paypos.domain.pricing import PricingPlan, plan_from_json, plan_to_json
+from paypos.domain.pricing import PricingPlan, plan_from_json, plan_to_json, standard_plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class Charge:
     item: str
     amount_minor: int
     currency: str
-    status: str  # pending | posted
+    status: str  # pending | posted | waived
     created_at: datetime
     posted_at: datetime | None
 
@@ -85,6 +85,17 @@ class SqlPricingStore:
         """(effective_from, plan), oldest first: cached, the host reads it on every payment."""
         return self._cache.get(("pricing", merchant_id), lambda: self._load_history(merchant_id))
 
+    def plan_at(self, merchant_id: str, currency: str, at: datetime) -> PricingPlan:
+        """The plan in force for a merchant at ``at``: the newest assignment with
+        ``effective_from <= at``; none, or a plan in another currency than the payment's: the
+        standard plan in the payment's currency. Cached history: no statement on a hit."""
+        chosen = None
+        for effective_from, plan in self.history(merchant_id):
+            if effective_from > at:
+                break
+            chosen = plan
+        return chosen if chosen is not None and chosen.currency == currency else standard_plan(currency)
+
     def _load_history(self, merchant_id: str) -> tuple[tuple[datetime, PricingPlan], ...]:
         query = (sa.select(pricing_assignments.c.effective_from, pricing_plans.c.spec_json)
                  .join(pricing_plans, pricing_plans.c.id == pricing_assignments.c.plan_id)
@@ -103,9 +114,10 @@ class SqlPricingStore:
     def add_charge(self, **values: Any) -> None:
         self._db.execute(pricing_charges.insert().values(**values))
 
-    def mark_posted(self, charge_id: str, now: datetime) -> None:
+    def mark(self, charge_id: str, status: str, now: datetime) -> None:
+        """pending → posted (paid) or waived (a deposit no longer owed)."""
         self._db.execute(sa.update(pricing_charges).where(pricing_charges.c.id == charge_id)
-                         .values(status="posted", posted_at=now))
+                         .values(status=status, posted_at=now))
 
     def charges(self, merchant_id: str | None = None, *, status: str | None = None,
                 currency: str | None = None, month: str | None = None) -> list[Charge]:
