@@ -97,6 +97,7 @@ def create_app(
     from paypos.entrypoints.api_keys import install_api_key_routes
     from paypos.entrypoints.api_online import install_online_routes
     from paypos.entrypoints.api_prepaid import install_prepaid_routes
+    from paypos.entrypoints.api_pricing import install_pricing_routes
     from paypos.entrypoints.api_webhooks import install_webhook_routes
 
     install_buyer_routes(api)
@@ -105,6 +106,7 @@ def create_app(
     install_webhook_routes(api)
     install_escrow_routes(api)
     install_api_key_routes(api)
+    install_pricing_routes(api)
     return api
 
 

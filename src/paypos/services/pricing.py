@@ -52,7 +52,7 @@ _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 _FUNDS_REFUSED = {TransferResult.EXCEEDS_CREDITS, TransferResult.EXCEEDS_DEBITS}
 
 __all__ = [
-    "BillReport", "PricingError", "assign", "bill_month", "collect_outstanding", "create_plan",
+    "BillReport", "ConcurrentCharge", "PricingError", "assign", "bill_month", "collect_outstanding", "create_plan",
     "fee_at", "outstanding_charges", "plan_at", "quote", "sales_volume",
 ]
 
@@ -105,7 +105,7 @@ def assign(uow: UnitOfWork, merchant_id: str, plan_id: str, effective_from: date
     assignment = next(a for a in uow.pricing.assignments(merchant_id) if a.id == assignment_id)
     if plan.device.kind is DeviceKind.DEPOSIT:
         _charge(uow, assignment, _month_of(effective_from), f"deposit-a{assignment.id}", plan.device.deposit_minor,
-                plan.currency, "device_deposits", now)
+                plan.currency, "device_deposits", now, set())
     return assignment, True
 
 
@@ -140,8 +140,9 @@ def quote(uow: UnitOfWork, merchant_id: str, method: str, amount_minor: int, at:
 @dataclass
 class BillReport:
     month: str
-    posted: list[dict[str, Any]] = field(default_factory=list)  # charged (or returned) by this run
+    posted: list[dict[str, Any]] = field(default_factory=list)  # charged (or returned, waived) by this run
     pending: list[dict[str, Any]] = field(default_factory=list)  # owed: too little available
+    changed: set[str] = field(default_factory=set)  # charge ids this run posted or waived
 
     def as_json(self) -> dict[str, Any]:
         return {"month": self.month, "posted": self.posted, "pending": self.pending}
@@ -167,20 +168,20 @@ def bill_month(uow: UnitOfWork, month: str, now: datetime) -> BillReport:
     cutoff = min(end, now)
     report = BillReport(month)
     for charge in uow.pricing.charges(status="pending"):
-        _report(report, _retry(uow, charge, now), now)
+        _report(report, _retry(uow, charge, now, report.changed))
     by_merchant: dict[str, list[Assignment]] = {}
     for assignment in uow.pricing.assignments():
         by_merchant.setdefault(assignment.merchant_id, []).append(assignment)
     for merchant_id, assignments in by_merchant.items():
         for assignment in assignments:
-            if assignment.effective_from < cutoff:
+            if assignment.effective_from <= cutoff:
                 _bill_device(uow, report, assignment, cutoff, now)
-        in_force = [a for a in assignments if a.effective_from < end]
+        in_force = [a for a in assignments if a.effective_from < end and a.effective_from <= now]
         if in_force:
             plan = uow.pricing.get_plan(in_force[-1].plan_id)
             if plan is not None and plan.monthly_fee_minor:
                 _report(report, _charge(uow, in_force[-1], month, "monthly_fee", plan.monthly_fee_minor,
-                                        plan.currency, "fees_revenue", now), now)
+                                        plan.currency, "fees_revenue", now, report.changed))
     return report
 
 
@@ -193,11 +194,12 @@ def _bill_device(uow: UnitOfWork, report: BillReport, assignment: Assignment, cu
     window_end = start + timedelta(days=device.window_days)
     if device.kind is DeviceKind.BUYOUT:
         _report(report, _charge(uow, assignment, _month_of(start), f"buyout-a{n}", device.price_minor,
-                                plan.currency, "fees_revenue", now), now)
+                                plan.currency, "fees_revenue", now, report.changed))
     elif device.kind is DeviceKind.FREE_WITH_THRESHOLD and window_end <= cutoff:
         if sales_volume(uow, assignment.merchant_id, plan.currency, start, window_end) < device.threshold_minor:
             _report(report, _charge(uow, assignment, _month_of(window_end - timedelta(microseconds=1)),
-                                    f"device_fee-a{n}", device.device_fee_minor, plan.currency, "fees_revenue", now), now)
+                                    f"device_fee-a{n}", device.device_fee_minor, plan.currency, "fees_revenue", now,
+                                    report.changed))
     elif device.kind is DeviceKind.DEPOSIT:
         _settle_deposit(uow, report, assignment, plan, min(cutoff, window_end), window_end <= cutoff, now)
 
@@ -216,7 +218,8 @@ def _settle_deposit(uow: UnitOfWork, report: BillReport, assignment: Assignment,
         return
     if deposit.status == "pending":  # never paid: nothing to return or keep, and no longer owed
         uow.pricing.mark(deposit.id, "waived", now)
-        _report(report, uow.pricing.get_charge(deposit.id), now)
+        report.changed.add(deposit.id)
+        _report(report, uow.pricing.get_charge(deposit.id))
         return
     accounts = _accounts(uow, assignment.merchant_id, plan.currency)
     item, debit, credit = ((f"deposit_return-a{n}", accounts["device_deposits"], accounts["merchant_available"])
@@ -227,7 +230,8 @@ def _settle_deposit(uow: UnitOfWork, report: BillReport, assignment: Assignment,
                            created_at=now, posted_at=None)
     if _post(uow, charge_id, debit, credit, deposit.amount_minor, plan.currency, item, now):
         uow.pricing.mark(charge_id, "posted", now)
-    _report(report, uow.pricing.get_charge(charge_id), now)
+        report.changed.add(charge_id)
+    _report(report, uow.pricing.get_charge(charge_id))
 
 
 def sales_volume(uow: UnitOfWork, merchant_id: str, currency: str, start: datetime, end: datetime) -> int:
@@ -260,12 +264,12 @@ def collect_outstanding(uow: UnitOfWork, merchant_id: str, currency: str, now: d
     """Try to post a merchant's owed charges from merchant_available now (oldest first, each
     whole or not at all); returns those still owed."""
     for charge in outstanding_charges(uow, merchant_id, currency):
-        _retry(uow, charge, now)
+        _retry(uow, charge, now, set())
     return outstanding_charges(uow, merchant_id, currency)
 
 
 def _charge(uow: UnitOfWork, assignment: Assignment, month: str, item: str, amount: int, currency: str,
-            credit_code: str, now: datetime) -> Charge:
+            credit_code: str, now: datetime, changed: set[str]) -> Charge:
     """merchant_available → ``credit_code``, recorded first; owed (pending) when funds lack."""
     charge_id = _charge_id(assignment.merchant_id, month, item)
     existing = uow.pricing.get_charge(charge_id)
@@ -276,28 +280,44 @@ def _charge(uow: UnitOfWork, assignment: Assignment, month: str, item: str, amou
     accounts = _accounts(uow, assignment.merchant_id, currency)
     if _post(uow, charge_id, accounts["merchant_available"], accounts[credit_code], amount, currency, item, now):
         uow.pricing.mark(charge_id, "posted", now)
+        changed.add(charge_id)
     charge = uow.pricing.get_charge(charge_id)
     assert charge is not None  # noqa: S101 - just written in this transaction
     return charge
 
 
-def _retry(uow: UnitOfWork, charge: Charge, now: datetime) -> Charge:
+def _retry(uow: UnitOfWork, charge: Charge, now: datetime, changed: set[str]) -> Charge:
     credit_code = "device_deposits" if charge.item.startswith("deposit-") else "fees_revenue"
     accounts = _accounts(uow, charge.merchant_id, charge.currency)
     if _post(uow, charge.id, accounts["merchant_available"], accounts[credit_code], charge.amount_minor,
              charge.currency, charge.item, now):
         uow.pricing.mark(charge.id, "posted", now)
+        changed.add(charge.id)
     return uow.pricing.get_charge(charge.id) or charge
+
+
+class ConcurrentCharge(RuntimeError):
+    """merchant_available changed between the check and the posting: the run is rolled back
+    (so the ledger does not remember the refusal) and can simply be run again."""
 
 
 def _post(uow: UnitOfWork, transfer_id: str, debit: int, credit: int, amount: int, currency: str, item: str,
           now: datetime) -> bool:
-    """True once posted (now or before); False when the debit account lacks the funds."""
+    """True once posted (now or before); False, posting nothing, when the debit account lacks
+    the funds. The balance is checked first: the ledger remembers a refused id forever, and a
+    charge keeps its id until it is paid."""
+    if uow.ledger.get_transfer(transfer_id) is None:
+        account = uow.ledger.get_account(debit)
+        if account is None:
+            raise RuntimeError(f"pricing charge {transfer_id}: account {debit} missing")
+        if account.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS and \
+                account.balances.available_credit_balance < amount:
+            return False
     code = "pricing_" + item.split("-")[0]
     [outcome] = uow.ledger.create_transfers([TransferRequest(transfer_id, debit, credit, amount, currency,
                                                              code=code[:32])], now)
     if outcome.result in _FUNDS_REFUSED:
-        return False
+        raise ConcurrentCharge(f"pricing charge {transfer_id}: merchant_available changed meanwhile, run again")
     if not outcome.result.ok:
         raise RuntimeError(f"ledger refused pricing charge {transfer_id}: {outcome.result.value}")
     return True
@@ -313,9 +333,9 @@ def _accounts(uow: UnitOfWork, merchant_id: str, currency: str) -> dict[str, int
     }
 
 
-def _report(report: BillReport, charge: Charge | None, now: datetime) -> None:
+def _report(report: BillReport, charge: Charge | None) -> None:
     """Owed charges go to ``pending``; charges this run posted (or waived) to ``posted``;
-    those an earlier run posted are left out (a second run reports nothing new)."""
+    those an earlier run settled are left out (a second run reports nothing new)."""
     if charge is None:
         return
     row = _json(charge)
@@ -323,7 +343,7 @@ def _report(report: BillReport, charge: Charge | None, now: datetime) -> None:
         return
     if charge.status == "pending":
         report.pending.append(row)
-    elif charge.posted_at == now:
+    elif charge.id in report.changed:
         report.posted.append(row)
 
 
