@@ -20,7 +20,7 @@ from paypos.domain.pricing import PaymentMethod, PricingError, plan_from_json
 from paypos.networks.sandbox import catalog
 from paypos.protocol import emv, iso8583
 from paypos.services import ledger as ledger_service
-from paypos.services import online_payments, prepaid, pricing, wallet
+from paypos.services import audit, online_payments, prepaid, pricing, wallet
 from paypos.services import sandbox as sandbox_service
 from paypos.services.host import IsoHost
 from paypos.terminal.simulator import SoftTerminal
@@ -153,6 +153,8 @@ def test_an_assignment_again_is_a_no_op_and_bad_ones_are_refused(app: App, host:
         assert refused.value.field == field
     with app.uow(write=False) as uow:
         assert [a.plan_id for a in uow.pricing.assignments(CAFE)] == ["standard", "one"]
+        logged = audit.entries(uow, merchant_id=CAFE, subject_type="merchant")
+    assert [(e.action, e.actor) for e in logged][:2] == [("pricing.assign", "test"), ("pricing.assign", "system")]
 
 
 def test_a_plan_is_immutable_creating_it_again_is_a_no_op(app: App, host: IsoHost) -> None:
