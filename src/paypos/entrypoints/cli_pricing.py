@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import sqlalchemy as sa
 import typer
 from rich.progress import Progress
 
@@ -58,6 +59,8 @@ def _run(data_dir: Path | None, database_url: str | None, work: Callable[[App, U
             _fail(str(error), 1 if error.field in ("merchant", "plan", "id", "from") else 2)
         except MoneyError as error:
             _fail(f"amount: {error}", 2)
+        except (service.ConcurrentCharge, sa.exc.IntegrityError):
+            _fail("another run changed the same records meanwhile: nothing was written, run it again", 1)
 
 
 # --- plans ----------------------------------------------------------------------------------------
