@@ -54,10 +54,23 @@ def test_create_assign_quote_and_bill_a_month_once(sandbox_copy: Path) -> None:
     tap = pricing_json(sandbox_copy, "quote", "--merchant", CAFE, "--method", "contactless", "--amount", "100.00")
     chip = pricing_json(sandbox_copy, "quote", "--merchant", CAFE, "--method", "debit_card", "--amount", "1.00")
     assert (tap["fee_minor"], chip["fee_minor"]) == (5, 15)  # promotion 0 + 0.05; minimum 0.10 + 0.05
+    later = pricing_json(sandbox_copy, "quote", "--merchant", CAFE, "--method", "contactless", "--amount", "100.00",
+                         "--at", "2099-01-01T00:00:00Z")
+    assert (later["rate_bps"], later["fee_minor"]) == (55, 60)  # the promotion has ended
     month = pricing_json(sandbox_copy, "bill", "--month", "2026-12")  # the sandbox merchant has no funds yet
     assert sorted(c["item"] for c in month["pending"])[1] == "monthly_fee" and month["posted"] == []
     again = pricing_json(sandbox_copy, "bill", "--month", "2026-12")
     assert len(again["pending"]) == 2 and again["posted"] == []  # still owed, never twice
+
+
+def test_a_plan_is_created_from_a_json_file(sandbox_copy: Path, tmp_path: Path) -> None:
+    shown = pricing_json(sandbox_copy, "plans", "show", "standard")
+    spec = tmp_path / "plan.json"
+    spec.write_text(json.dumps(shown | {"id": "copy", "fixed_fee_minor": 7}), encoding="utf-8")
+    created = pricing_json(sandbox_copy, "plans", "create", "--file", str(spec))
+    assert (created["id"], created["fixed_fee_minor"], created["rates"]) == ("copy", 7, shown["rates"])
+    spec.write_text("{not json", encoding="utf-8")
+    assert_one_line_error(pricing(sandbox_copy, "plans", "create", "--file", str(spec)), 2, "--file")
 
 
 @pytest.mark.parametrize(("args", "code", "fragment"), [

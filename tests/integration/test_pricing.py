@@ -164,6 +164,8 @@ def test_a_plan_is_immutable_creating_it_again_is_a_no_op(app: App, host: IsoHos
         create(app, "fixed", fixed_fee_minor=6)
     with app.uow(write=False) as uow:
         assert uow.pricing.get_plan("fixed").fixed_fee_minor == 5  # type: ignore[union-attr]
+        logged = audit.entries(uow, subject_type="pricing_plan", subject_id="fixed")
+    assert [(e.action, e.actor) for e in logged] == [("pricing_plan.create", "test")]  # created once
 
 
 # --- fees at authorization ---------------------------------------------------------------------------
@@ -188,6 +190,22 @@ def test_a_host_sale_pays_its_plans_fee_for_the_method_read(app: App, host: IsoH
     assert tuple(journal(app, response["37"])) == (RATES[method], method)
     assert balance(app, "platform", "fees_revenue") == 6 + RATES[method]  # 60 bps of 10.00, then the plan's
     assert ledger_service.check(app.engine, app.clock) == []
+
+
+def test_a_completion_is_priced_as_its_pre_authorization_was_read(app: App, host: IsoHost) -> None:
+    create(app, "methods")
+    assign(app, "methods")
+    t, visa = terminal(app), card(app, "visa-cvn18-approve")
+    raw = t.message("0100", {"3": "000000", "4": "000000020000", "22": "072", "23": visa["psn"].zfill(3),
+                             "35": visa["track2"], "55": emv.encode_field_55(t.icc(visa, 20_000))})
+    auth = iso8583.decode_message(raw)
+    assert iso8583.decode_message(host.handle(raw))["39"] == "00"  # type: ignore[arg-type]
+    original = iso8583.OriginalData("0100", auth["11"], auth["7"], "0", "0")
+    completion = t.message("0220", {"3": "000000", "4": "000000010000",
+                                    "90": iso8583.format_original_data_elements(original)})
+    done = iso8583.decode_message(host.handle(completion))  # type: ignore[arg-type]
+    assert done["39"] == "00"
+    assert tuple(journal(app, done["37"])) == (RATES["contactless"], "contactless")
 
 
 def test_a_plan_with_cap_min_and_fixed_fee_is_what_the_host_posts(app: App, host: IsoHost) -> None:
@@ -244,6 +262,21 @@ def test_a_wallet_balance_payment_pays_the_wallet_balance_fee(app: App, host: Is
     assert paid["state"] == "TRADE_SUCCESS"
     with app.uow(write=False) as uow:
         assert uow.wallet.trade_by_out_trade_no("2021000000000001", "w-1").fee_minor == RATES["wallet_balance"]
+
+
+def test_a_payment_code_at_the_terminal_pays_the_wallet_balance_fee_and_the_journal_says_so(
+        app: App, host: IsoHost, clock: FakeClock) -> None:
+    create(app, "methods")
+    assign(app, "methods")
+    clock.advance(60)  # a fresh payment-code step
+    with app.uow() as uow:
+        code = str(wallet.payment_code(uow, app.vault, app.clock(), "2088100000000001")["code"])
+        uow.commit()
+    t = terminal(app)
+    answer = iso8583.decode_message(host.handle(t.message(  # type: ignore[arg-type]
+        "0200", {"3": "000000", "4": "000000010000", "22": "032", "2": code})))
+    assert answer["39"] == "00"
+    assert tuple(journal(app, answer["37"])) == (RATES["wallet_balance"], "wallet_balance")
 
 
 def test_a_prepaid_online_payment_pays_the_prepaid_fee_and_a_replay_the_same(app: App, host: IsoHost,
@@ -339,11 +372,11 @@ def test_a_free_device_costs_its_fee_only_when_the_threshold_is_missed(app: App,
     fund_available(app, 20_000)
     assert sale(host, terminal(app), card(app, "visa-cvn18-approve"), sold, "051")["39"] == "00"
     assert bill(app, "2026-11")["posted"] == []  # the window (to 2026-12-22) is still open
-    clock.now += timedelta(days=45)  # 2027-01-06
-    after = bill(app, "2026-12")
-    assert [(c["item"], c["amount_minor"]) for c in after["posted"]] == \
-        ([(f"device_fee-a{n}", 5_000)] if device_fee else [])
-    assert bill(app, "2027-01")["posted"] == []  # charged once
+    clock.now += timedelta(days=45)  # 2027-01-06; December is never billed on its own
+    after = bill(app, "2027-01")
+    assert [(c["id"], c["amount_minor"]) for c in after["posted"]] == \
+        ([(f"bill:{CAFE}:2026-12:device_fee-a{n}", 5_000)] if device_fee else [])  # the window's month
+    assert bill(app, "2026-12")["posted"] == []  # charged once
     assert balance(app, f"merchant:{CAFE}", "merchant_available") == 20_000 - device_fee
 
 

@@ -41,7 +41,6 @@ from paypos.domain.pricing import (
     PricingPlan,
     fee_for,
     plan_to_json,
-    standard_plan,
 )
 from paypos.services import audit
 
@@ -167,7 +166,7 @@ def bill_month(uow: UnitOfWork, month: str, now: datetime) -> BillReport:
         raise PricingError(f"month {month} has not begun", field="month")
     cutoff = min(end, now)
     report = BillReport(month)
-    for charge in uow.pricing.charges(status="pending"):
+    for charge in uow.pricing.charges(status="pending"):  # only merchant_available → ... can be owed
         _report(report, _retry(uow, charge, now, report.changed))
     by_merchant: dict[str, list[Assignment]] = {}
     for assignment in uow.pricing.assignments():
@@ -287,6 +286,8 @@ def _charge(uow: UnitOfWork, assignment: Assignment, month: str, item: str, amou
 
 
 def _retry(uow: UnitOfWork, charge: Charge, now: datetime, changed: set[str]) -> Charge:
+    if charge.item.startswith(("deposit_return-", "deposit_kept-")):  # from device_deposits: never owed
+        raise RuntimeError(f"pricing charge {charge.id} cannot be pending")
     credit_code = "device_deposits" if charge.item.startswith("deposit-") else "fees_revenue"
     accounts = _accounts(uow, charge.merchant_id, charge.currency)
     if _post(uow, charge.id, accounts["merchant_available"], accounts[credit_code], charge.amount_minor,
