@@ -325,3 +325,15 @@ settlement_in_flight_margin_s = 60
 settlement_page_size_max = 500
 # Clearing files and bank statements read at most this many bytes.
 clearing_file_bytes_max = 256 * 1024 * 1024
+# --- pricing plans (issue 7, docs/pricing.md) -----------------------------------------------
+# A plan's and a promotion's name, promotions on one plan, a device model's window.
+pricing_name_chars_max = 64
+pricing_promotions_per_plan_max = 16
+pricing_device_window_days_max = 3 * 366
+# A merchant's plan history (assignments) is cached per process for this long, so the host
+# prices a payment without a database round trip; an assignment made in this process clears
+# the cache at once, other processes see it within the TTL.
+pricing_cache_ttl_s = 5.0
+# Assignments listed / kept in cache per merchant (the newest), and charges a billing run posts.
+pricing_assignments_listed_max = 100
+pricing_bill_merchants_max = 100_000

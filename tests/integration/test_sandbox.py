@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from paypos.domain.pricing import standard_plan_id
 from paypos.adapters.db import migrate
 from paypos.adapters.db.engine import make_engine
 from paypos.adapters.db.schema import issuer_cards, metadata
@@ -140,6 +141,8 @@ def test_the_first_seed_creates_and_reports_every_catalog_record(app: App) -> No
         + [f"wallet app {a.app_id}" for a in wallet_catalog.APPS]
         + [f"wallet user {u.user_id}" for u in wallet_catalog.USERS]
         + [f"console user {u.email}" for u in console_catalog.CONSOLE_USERS]
+        + ["pricing plan standard", "pricing plan standard-usd"]
+        + [f"pricing plan {standard_plan_id(m.currency)} for merchant {m.merchant_id}" for m in catalog.MERCHANTS]
     )
     assert sorted(report.created) == sorted(expected)
     with app.uow(write=False) as uow:

@@ -56,6 +56,7 @@ class AuthContext:
     original: HostTransaction | None = None
     transaction_id: int | None = None
     fee_minor: int = 0
+    method: str | None = None  # domain.pricing.PaymentMethod of a priced payment
     tag_91: bytes | None = None
     balance_minor: int | None = None
     approval_code: str | None = None

@@ -14,7 +14,7 @@ from paypos.authorization.participants import _Base, original_identity
 from paypos.authorization.result import Decline, Result
 from paypos.authorization.wallet import cancel_wallet_payment, is_wallet_payment
 from paypos.domain.ledger import TransferKind, TransferRequest, TransferResult
-from paypos.domain.pricing import fee_minor
+from paypos.domain.pricing import card_present_method, fee_for
 from paypos.networks.sandbox.catalog import ACCOUNT_CODE_FOR_FUNDING
 
 _FUNDS_REFUSED = {TransferResult.EXCEEDS_CREDITS, TransferResult.EXCEEDS_DEBITS}
@@ -55,10 +55,24 @@ def post(ctx: AuthContext, requests: list[TransferRequest]) -> None:
         raise Decline(Result.SYSTEM_MALFUNCTION, f"ledger refused {failed[0].id}: {failed[0].result.value}")
 
 
+def price(ctx: AuthContext, amount: int) -> int:
+    """The merchant's fee for a card-present payment from the plan in force (cached: no
+    statement), priced by the card's funding and field 22; remembered for the journal."""
+    funding = ctx.require("funding_card").funding.value  # type: ignore[attr-defined]
+    # A completion is priced as the pre-authorization was read (its field 22).
+    held = ctx.original is not None and ctx.original.kind == "preauth"
+    method = card_present_method(funding, ctx.original.entry_mode if held else ctx.request.get("22"))  # type: ignore[union-attr]
+    ctx.method = method.value
+    plan = ctx.uow.pricing.plan_at(ctx.require("merchant").merchant_id, ctx.currency_alpha,  # type: ignore[attr-defined]
+                                   ctx.now)
+    ctx.fee_minor = fee_for(plan, method, amount, ctx.now)
+    return ctx.fee_minor
+
+
 def sale_chain(ctx: AuthContext, base: str, amount: int) -> list[TransferRequest]:
     """Cardholder → merchant pending (amount), merchant pending → platform fees (fee): one atomic chain."""
     card, merchant, fees = card_account(ctx), merchant_account(ctx), fees_account(ctx)
-    ctx.fee_minor = fee_minor(amount)
+    price(ctx, amount)
     chain = [TransferRequest(f"{base}:sale", card, merchant, amount, ctx.currency_alpha, code="sale",
                              linked=ctx.fee_minor > 0)]
     if ctx.fee_minor > 0:
@@ -104,7 +118,7 @@ class CompleteHold(_Base):
             ctx.uow.registry.get_card(ctx.card.token_for_card_id)
         base = transfer_ref(ctx)
         merchant, fees = merchant_account(ctx), fees_account(ctx)
-        ctx.fee_minor = fee_minor(ctx.amount_minor)
+        price(ctx, ctx.amount_minor)
         chain = [TransferRequest(f"{base}:post", kind=TransferKind.POST_PENDING, pending_id=f"{original.transfer_ref}:hold",
                                  amount=ctx.amount_minor, linked=ctx.fee_minor > 0, code="completion")]
         if ctx.fee_minor:

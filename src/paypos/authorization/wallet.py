@@ -63,7 +63,7 @@ def _apply(ctx: AuthContext, reply: WalletReply) -> None:
     if reply.qr_payload:
         ctx.response_extra["63"] = reply.qr_payload
     if reply.result is Result.APPROVED:
-        ctx.fee_minor = reply.fee_minor
+        ctx.fee_minor, ctx.method = reply.fee_minor, reply.method
         ctx.reason = f"wallet: {reply.reason}"
         return
     if reply.result is Result.REQUEST_IN_PROGRESS:
@@ -141,7 +141,8 @@ class WalletStatus(_Base):
             raise Decline(reply.result, reply.reason)
         if reply.result is Result.APPROVED:
             values: dict[str, object] = {"status": "approved", "response_code": response_code(Result.APPROVED),
-                                         "approval_code": _new_approval_code(), "fee_minor": reply.fee_minor}
+                                         "approval_code": _new_approval_code(), "fee_minor": reply.fee_minor,
+                                         "method": reply.method}
         else:
             values = {"status": "declined", "response_code": response_code(reply.result)}
         ctx.uow.host.update_transaction(original.id, **values)

@@ -74,10 +74,12 @@ def release_due_at(shipped_at: datetime, auto_release_s: int) -> datetime:
     return shipped_at + timedelta(seconds=auto_release_s)
 
 
-def release_amount(captured_minor: int, refunded_minor: int) -> int:
+def release_amount(captured_minor: int, refunded_minor: int, sale_fee_minor: int | None = None) -> int:
     """What leaves ``merchant_escrow`` for ``merchant_pending`` on release: what the sale put in
-    (captured less the fee the sale chain already took) less what was refunded from escrow."""
-    amount = captured_minor - fee_minor(captured_minor) - refunded_minor
+    (captured less the fee the sale chain already took, by the merchant's pricing plan; None:
+    the standard 60 bps) less what was refunded from escrow."""
+    fee = fee_minor(captured_minor) if sale_fee_minor is None else sale_fee_minor
+    amount = captured_minor - fee - refunded_minor
     if amount < 0:
         raise PaymentRequestError("refunds exceed what the escrow holds", field="amount")
     return amount

@@ -99,6 +99,7 @@ def create_app(
     from paypos.entrypoints.api_onboarding import install_onboarding_routes
     from paypos.entrypoints.api_prepaid import install_prepaid_routes
     from paypos.entrypoints.api_settlement import install_settlement_routes
+    from paypos.entrypoints.api_pricing import install_pricing_routes
     from paypos.entrypoints.api_webhooks import install_webhook_routes
 
     install_buyer_routes(api)
@@ -112,6 +113,7 @@ def create_app(
 
     install_console_routes(api)  # the web console at /console/ (docs/console.md)
     install_settlement_routes(api)
+    install_pricing_routes(api)
     return api
 
 

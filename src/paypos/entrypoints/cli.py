@@ -42,6 +42,7 @@ from paypos.entrypoints.cli_merchants import merchants_app
 from paypos.entrypoints.cli_terminals import terminals_app
 from paypos.entrypoints.cli_console import console_app
 from paypos.entrypoints.cli_settlement import bank_app, settlement_app
+from paypos.entrypoints.cli_pricing import pricing_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -67,6 +68,7 @@ app.add_typer(terminals_app, name="terminals")
 app.add_typer(console_app, name="console")
 app.add_typer(settlement_app, name="settlement")
 app.add_typer(bank_app, name="bank")
+app.add_typer(pricing_app, name="pricing")
 
 out = Console()
 err = Console(stderr=True)

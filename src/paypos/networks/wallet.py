@@ -28,6 +28,7 @@ from paypos.adapters.db.uow import UnitOfWork
 from paypos.adapters.vault import Vault
 from paypos.authorization.result import Result
 from paypos.domain.money import MoneyError, currency
+from paypos.domain.pricing import wallet_method
 from paypos.domain.wallet import TRADE_CLOSED, TRADE_FINISHED, TRADE_SUCCESS, WAIT_BUYER_PAY, WalletApp, WalletError
 from paypos.protocol import alipay
 from paypos.services import wallet as sandbox_wallet
@@ -57,6 +58,7 @@ class WalletReply:
     detail: str | None = None  # field 44
     qr_payload: str | None = None  # the EMVCo collection payload (field 63)
     fee_minor: int = 0  # what the wallet charged the merchant, when paid
+    method: str | None = None  # domain.pricing.PaymentMethod of a paid trade (by its funding)
 
 
 class WalletNetwork(Protocol):
@@ -200,7 +202,8 @@ class SandboxWallet:
             return WalletReply(Result.RECORD_NOT_FOUND, f"no wallet trade {reference}", "TRADENOTFOUND")
         name = f"wallet trade {trade.trade_no}"
         if trade.state in (TRADE_SUCCESS, TRADE_FINISHED):
-            return WalletReply(Result.APPROVED, f"{name} paid", fee_minor=trade.fee_minor)
+            return WalletReply(Result.APPROVED, f"{name} paid", fee_minor=trade.fee_minor,
+                               method=wallet_method(trade.funding).value if trade.funding else None)
         if trade.state == WAIT_BUYER_PAY:
             return WalletReply(Result.REQUEST_IN_PROGRESS, f"{name} waiting for the buyer")
         if trade.state == TRADE_CLOSED and trade.paid_at is not None:

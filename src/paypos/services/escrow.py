@@ -153,7 +153,7 @@ def release(uow: UnitOfWork, request: PaymentRequest, reason: ReleaseReason, now
     """Post merchant_escrow → merchant_pending (captured − fee − refunded); ``escrow.released``."""
     after = pr.transition(request.status, Event.RELEASE)
     payment = payments.paid_attempt(uow, request)
-    amount = rules.release_amount(payment.captured_minor, payment.refunded_minor)
+    amount = rules.release_amount(payment.captured_minor, payment.refunded_minor, payments.sale_fee(uow, payment))
     owner = merchant_owner(request.merchant_id)
     if amount:
         payments.post_chain(uow, [TransferRequest(

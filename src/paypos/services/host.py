@@ -309,7 +309,7 @@ class IsoHost:
             entry_mode=ctx.request.get("22"), response_code=response_code(result), approval_code=approval,
             status=status,
             original_id=ctx.original.id if ctx.original else None,
-            transfer_ref=posting.transfer_ref(ctx), created_at=ctx.now,
+            transfer_ref=posting.transfer_ref(ctx), created_at=ctx.now, method=ctx.method,
         )
         return rrn_of(transaction_id), approval
 

@@ -47,7 +47,7 @@ from paypos.domain.money import currency as currency_of
 from paypos.domain.money import money
 from paypos.domain.online_payment import CardEntry, Method, Payment, PaymentEvent, PaymentStatus, Refund
 from paypos.domain.payment_request import Capture, Event, IllegalTransition, PaymentRequest, Status
-from paypos.domain.pricing import fee_minor
+from paypos.domain.pricing import PaymentMethod, fee_for
 from paypos.domain.registry import IssuerCard
 from paypos.networks.issuer import IssuerRequest, SandboxIssuer, cardholder_notice, cardholder_phone
 from paypos.domain.wallet import WalletError
@@ -271,7 +271,7 @@ def _authorize(uow: UnitOfWork, vault: Vault, request: PaymentRequest, payment: 
     automatic = request.terms.capture is Capture.AUTOMATIC
     source, target = card_account(uow, card, payment.currency), _merchant_account(uow, payment)
     if automatic:
-        chain = _sale_chain(uow, payment, source, target, payment.amount_minor, f"{payment.id}:sale", "sale")
+        chain = _sale_chain(uow, payment, source, target, payment.amount_minor, f"{payment.id}:sale", "sale", now)
     else:
         chain = [TransferRequest(f"{payment.id}:hold", source, target, payment.amount_minor, payment.currency,
                                  kind=TransferKind.PENDING, timeout_s=limits.preauth_hold_s_default,
@@ -295,9 +295,11 @@ def _authorize(uow: UnitOfWork, vault: Vault, request: PaymentRequest, payment: 
 
 
 def _sale_chain(uow: UnitOfWork, payment: Payment, source: int, target: int, amount: int, transfer_id: str,
-                code: str, *, kind: TransferKind = TransferKind.SINGLE) -> list[TransferRequest]:
-    """Card → merchant (amount), merchant → platform fees (fee), linked: one atomic chain."""
-    fee = fee_minor(amount)
+                code: str, now: datetime, *, kind: TransferKind = TransferKind.SINGLE) -> list[TransferRequest]:
+    """Card → merchant (amount), merchant → platform fees (fee), linked: one atomic chain. The fee
+    is the merchant's plan's card-not-present fee at ``now`` (the capture's time for a hold)."""
+    plan = uow.pricing.plan_at(payment.merchant_id, payment.currency, now)
+    fee = fee_for(plan, PaymentMethod.CARD_NOT_PRESENT, amount, now)
     fees = ledger_account(uow, "platform", "fees_revenue", payment.currency)
     first = TransferRequest(transfer_id, None if kind is TransferKind.POST_PENDING else source,
                             None if kind is TransferKind.POST_PENDING else target, amount,
@@ -321,6 +323,12 @@ def post_chain(uow: UnitOfWork, chain: list[TransferRequest], now: datetime) -> 
     if failed:
         raise LedgerRefused(f"ledger refused {failed[0].id}: {failed[0].result.value}")
     return None
+
+
+def sale_fee(uow: UnitOfWork, payment: Payment) -> int:
+    """The fee the payment's sale (or capture) chain posted (``<pay>:fee``; 0 when none)."""
+    transfer = uow.ledger.get_transfer(f"{payment.id}:fee")
+    return transfer.amount if transfer is not None else 0
 
 
 def ledger_account(uow: UnitOfWork, owner_ref: str, code: str, alpha: str) -> int:
@@ -404,7 +412,7 @@ def capture(uow: UnitOfWork, merchant_id: str, request_id: str, amount: int | No
     captured = op.capture_amount(payment, amount)
     target = _merchant_account(uow, payment)
     post_chain(uow, _sale_chain(uow, payment, 0, target, captured, f"{payment.id}:capture", "online_capture",
-                           kind=TransferKind.POST_PENDING), now)
+                                now, kind=TransferKind.POST_PENDING), now)
     payment = replace(payment, status=op.payment_transition(payment.status, PaymentEvent.CAPTURE),
                       captured_minor=captured, updated_at=now)
     SqlPaymentStore(uow.connection).update_payment(payment)
@@ -492,7 +500,7 @@ def _refund_card(uow: UnitOfWork, request: PaymentRequest, payment: Payment, ite
     if payment.escrow and item.amount_minor == payment.refundable_minor:
         # The escrow holds captured − fee − refunded: the last refund out of it returns the
         # sale's fee too, so the buyer gets all back and the escrow ends at exactly zero.
-        fee = fee_minor(payment.captured_minor)
+        fee = sale_fee(uow, payment)
         if fee:
             chain.insert(0, TransferRequest(f"{item.id}:fee_return", ledger_account(uow, "platform", "fees_revenue",
                                             payment.currency), source, fee, payment.currency,

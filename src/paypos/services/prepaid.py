@@ -48,7 +48,7 @@ from paypos.adapters.vault import Vault
 from paypos.bootstrap import App
 from paypos.domain.ledger import Account, AccountFlags, TransferRequest, TransferResult
 from paypos.domain.money import Currency, currency as currency_of
-from paypos.domain.pricing import fee_minor
+from paypos.domain.pricing import PaymentMethod, fee_for
 from paypos.domain.registry import CardInterface, Funding, IssuerCard
 from paypos.networks.sandbox import catalog
 from paypos.protocol.card import is_expired, luhn_check_digit, mask_pan, validate_expiry
@@ -344,7 +344,11 @@ def pay_online(
     prepaid = _require(uow, card_id)
     alpha = _same_currency(uow, prepaid, merchant_id)
     card_account, pending = _card_account(uow, prepaid), _merchant_pending(uow, merchant_id, alpha)
-    fee = fee_minor(amount_minor)
+    # A replay is priced at the first attempt's time: the same plan then, so the same fee
+    # (assignments never start in the past), and the ledger answers ``exists``.
+    prior = uow.ledger.get_transfer(f"prepaid:pay:{payment_id}:sale")
+    at = prior.created_at if prior is not None else now
+    fee = fee_for(uow.pricing.plan_at(merchant_id, alpha, at), PaymentMethod.PREPAID, amount_minor, at)
     chain = [TransferRequest(f"prepaid:pay:{payment_id}:sale", card_account.id, pending.id, amount_minor, alpha,
                              code="sale", linked=fee > 0)]
     if fee > 0:

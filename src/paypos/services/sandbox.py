@@ -55,6 +55,7 @@ def seed_sandbox(uow: UnitOfWork, vault: Vault, now: datetime) -> SeedReport:
     _seed_terminals(uow, vault, now, report)
     _seed_issuer_and_cards(uow, vault, now, report)
     _seed_platform_accounts(uow)
+    _seed_pricing(uow, now, report)
     from paypos.services.wallet import seed_wallet  # the wallet links sandbox cards: seeded after them
 
     report.created.extend(seed_wallet(uow, vault, now))
@@ -110,6 +111,21 @@ def open_merchant_accounts(uow: UnitOfWork, merchant_id: str, currency_alpha: st
     # Settled funds the merchant can be paid (or refund from): never below zero.
     uow.ledger.open_account(owner, owner, "merchant_available", currency_alpha,
                             AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+
+
+def _seed_pricing(uow: UnitOfWork, now: datetime, report: SeedReport) -> None:
+    """A standard plan per currency (today's flat rates) assigned to every sandbox merchant
+    that has no plan yet (docs/pricing.md)."""
+    from paypos.domain.pricing import standard_plan, standard_plan_id
+    from paypos.services import pricing
+
+    for merchant in catalog.MERCHANTS:
+        plan_id = standard_plan_id(merchant.currency)
+        if pricing.create_plan(uow, standard_plan(merchant.currency, plan_id), now, "system")[1]:
+            report.created.append(f"pricing plan {plan_id}")
+        if not uow.pricing.assignments(merchant.merchant_id):
+            pricing.assign(uow, merchant.merchant_id, plan_id, now, now, "system")
+            report.created.append(f"pricing plan {plan_id} for merchant {merchant.merchant_id}")
 
 
 def _seed_terminals(uow: UnitOfWork, vault: Vault, now: datetime, report: SeedReport) -> None:

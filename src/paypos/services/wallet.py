@@ -31,6 +31,7 @@ from paypos.domain import creditpay
 from paypos.domain.ledger import AccountFlags, Balances, TransferRequest, TransferResult
 from paypos.domain.money import MoneyError, money
 from paypos.domain.money import currency as currency_of
+from paypos.domain.pricing import fee_for, wallet_method
 from paypos.domain.wallet import (
     TRADE_CLOSED,
     TRADE_SUCCESS,
@@ -496,7 +497,6 @@ def _settle_payment(uow: UnitOfWork, vault: Vault, now: datetime, trade: Trade, 
                 plan = creditpay.installment_plan(amount, installments, fee_payer=payer)
             except creditpay.CreditPayError as error:
                 raise WalletError("invalid_installments", str(error), field="installments") from None
-        rate = creditpay.MERCHANT_RATE_BPS[creditpay.Funding.CREDIT]
     else:
         if installments:
             raise WalletError("invalid_installments", "installments are for credit pay", field="installments")
@@ -505,8 +505,8 @@ def _settle_payment(uow: UnitOfWork, vault: Vault, now: datetime, trade: Trade, 
             source = _card_account(uow, card_id, alpha)
         else:
             source = _account_id(uow, user_owner(user.user_id), "wallet_balance", alpha)
-        rate = creditpay.MERCHANT_RATE_BPS[creditpay.Funding.BALANCE]
-    fee = creditpay.fee_for(amount, rate)
+    # The merchant's plan prices it by funding (wallet balance, linked card, credit pay).
+    fee = fee_for(uow.pricing.plan_at(trade.merchant_id, alpha, now), wallet_method(funding.value), amount, now)
     chain = [TransferRequest(f"{base}:sale", source, merchant_pending, amount, alpha, code="wallet_sale")]
     if fee:
         chain.append(TransferRequest(f"{base}:fee", merchant_pending, fees, fee, alpha, code="fee"))

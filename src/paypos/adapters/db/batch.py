@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from paypos.adapters.db.bulk import insert_rows, update_rows
 from paypos.adapters.db.host import AnsweredMessage, CardState, SqlHostStore, TerminalState
 from paypos.adapters.db.ledger import SqlLedger
+from paypos.adapters.db.pricing import SqlPricingStore
 from paypos.adapters.db.registry import SqlRegistry
 from paypos.adapters.db.schema import (
     host_transactions,
@@ -106,7 +107,7 @@ class HostBatch:
         self._free_ids: list[int] = []
         self._sqlite_next_id: int | None = None
         self._undo: list[Callable[[], None]] | None = None
-        self.view = BatchView(uow.registry, BatchHostStore(self), BatchLedger(self))
+        self.view = BatchView(uow.registry, BatchHostStore(self), BatchLedger(self), uow.pricing)
 
     # --- per-request isolation ---------------------------------------------------
 
@@ -292,8 +293,10 @@ class HostBatch:
 class BatchView:
     """What a participant sees as ``ctx.uow`` inside a batch."""
 
-    def __init__(self, registry: SqlRegistry, host: BatchHostStore, ledger: BatchLedger) -> None:
-        self.registry, self.host, self.ledger = registry, host, ledger
+    def __init__(self, registry: SqlRegistry, host: BatchHostStore, ledger: BatchLedger,
+                 pricing: SqlPricingStore) -> None:
+        # Pricing plans are read through the process cache, like the registry (read-only here).
+        self.registry, self.host, self.ledger, self.pricing = registry, host, ledger, pricing
 
     @property
     def wallet(self) -> Any:

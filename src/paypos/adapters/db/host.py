@@ -71,6 +71,7 @@ class HostTransaction:
     completed_minor: int
     transfer_ref: str | None
     created_at: datetime
+    method: str | None = None  # domain.pricing.PaymentMethod, when priced at authorization
 
     @property
     def rrn(self) -> str:

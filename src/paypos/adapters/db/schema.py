@@ -271,6 +271,9 @@ host_transactions = sa.Table(
     sa.Column("completed_minor", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("transfer_ref", sa.String(64), nullable=True),  # base of its ledger transfer ids
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # How it was paid as pricing plans and reports group it (domain.pricing.PaymentMethod),
+    # filled at authorization when the host priced it; NULL on older rows (issue 7, pricing).
+    sa.Column("method", sa.String(24), nullable=True),
     sa.Index("ix_host_transactions_identity", "terminal_id", "stan", "transmission_dt"),
     sa.Index("ix_host_transactions_card_time", "card_id", "created_at"),  # the velocity rule
 )
@@ -946,4 +949,49 @@ bank_accounts = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("verified_at", UTCDateTime, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# --- issue 7: pricing plans -------------------------------------------------------------------
+
+# Pricing plans (docs/pricing.md): immutable once created; the whole plan (rates, mins, caps,
+# fees, device model, promotions) is one JSON document, domain.pricing.plan_to_json.
+pricing_plans = sa.Table(
+    "pricing_plans",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # chosen by the operator: "standard"
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),  # ISO 4217 alpha
+    sa.Column("spec_json", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Which plan a merchant is on from when: history kept, the newest effective_from <= t applies.
+pricing_assignments = sa.Table(
+    "pricing_assignments",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("merchant_id", sa.String(15), nullable=False),
+    sa.Column("plan_id", sa.String(32), nullable=False),
+    sa.Column("effective_from", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(96), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("merchant_id", "effective_from", name="uq_pricing_assignments_merchant_from"),
+)
+
+# Charges billed to merchants outside a payment (monthly and device fees, deposits and their
+# return), one row per ledger transfer id; pending while merchant_available cannot pay it.
+pricing_charges = sa.Table(
+    "pricing_charges",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # = its ledger transfer id, "bill:<m>:<month>:<item>"
+    sa.Column("merchant_id", sa.String(15), nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM
+    sa.Column("item", sa.String(40), nullable=False),  # monthly_fee | device_fee-a<n> | deposit-a<n> | ...
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),  # pending | posted | waived
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("posted_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
+    sa.Index("ix_pricing_charges_merchant_status", "merchant_id", "status"),
 )

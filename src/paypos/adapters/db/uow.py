@@ -11,6 +11,7 @@ from paypos.adapters.db.cache import TtlCache
 from paypos.adapters.db.engine import SQLITE_BEGIN_OPTION
 from paypos.adapters.db.host import SqlHostStore
 from paypos.adapters.db.ledger import SqlLedger
+from paypos.adapters.db.pricing import SqlPricingStore
 from paypos.adapters.db.registry import SqlRegistry
 from paypos.adapters.db.wallet import SqlWalletStore
 
@@ -38,6 +39,7 @@ class UnitOfWork:
         self.registry = SqlRegistry(self._connection, self._cache)
         self.host = SqlHostStore(self._connection)
         self.wallet = SqlWalletStore(self._connection)
+        self.pricing = SqlPricingStore(self._connection, self._cache)
         return self
 
     @property

@@ -1,7 +1,7 @@
 """Settlement and payouts: settings, holidays, runs, batches, payouts, bank accounts (issue 7).
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
