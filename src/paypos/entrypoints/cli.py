@@ -39,6 +39,7 @@ from paypos.entrypoints.cli_wallet import wallet_app
 from paypos.entrypoints.cli_webhooks import webhooks_app
 from paypos.entrypoints.cli_escrow import dispute_app, escrow_app
 from paypos.entrypoints.cli_merchants import merchants_app
+from paypos.entrypoints.cli_reports import recon_app, reports_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -60,6 +61,8 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(escrow_app, name="escrow")
 sandbox_app.add_typer(dispute_app, name="dispute")
 app.add_typer(merchants_app, name="merchants")
+app.add_typer(reports_app, name="reports")
+app.add_typer(recon_app, name="recon")
 
 out = Console()
 err = Console(stderr=True)
