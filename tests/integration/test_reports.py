@@ -24,7 +24,7 @@ from paypos.services.host import IsoHost
 from paypos.services.reports import ReportError, SearchFilters
 from paypos.terminal.simulator import SoftTerminal
 from tests.conftest import FakeClock
-from tests.integration.online_api import CAFE, CAFE_AUTH, TestClient, sandbox_client
+from tests.integration.online_api import CAFE, CAFE_AUTH, SHOP_AUTH, TestClient, sandbox_client
 
 DAY = "2026-11-22"  # the FakeClock's 09:00 UTC is 17:00 in Shanghai
 APPROVE = "visa-cvn18-approve"
@@ -289,3 +289,37 @@ def test_the_dashboard_refuses_a_naive_or_empty_range(app: App, client: TestClie
     for since, until in ((moment.replace(tzinfo=None), moment), (moment, moment)):
         with pytest.raises(ReportError):
             run(app, lambda uow, s=since, u=until: reports.dashboard(uow, CAFE, s, u))
+
+
+# --- REST -----------------------------------------------------------------------------------
+
+def test_the_rest_search_and_statements_answer_the_merchant_only(app: App, client: TestClient,
+                                                                  activity: dict[str, Any]) -> None:
+    found = client.get("/v1/reports/transactions", params={"rrn": activity["rrn"]}, headers=CAFE_AUTH)
+    assert found.status_code == 200 and [r["amount_minor"] for r in found.json()["data"]] == [12_345]
+    page = client.get("/v1/reports/transactions", params={"limit": 2}, headers=CAFE_AUTH).json()
+    more = client.get("/v1/reports/transactions", params={"limit": 2, "cursor": page["next_cursor"]},
+                      headers=CAFE_AUTH).json()
+    assert len(page["data"]) == len(more["data"]) == 2 and page["data"][-1]["id"] != more["data"][0]["id"]
+    assert client.get("/v1/reports/transactions", headers=SHOP_AUTH).json()["data"] == []
+    csv_answer = client.get(f"/v1/reports/statements/{DAY}.csv", headers=CAFE_AUTH)
+    assert csv_answer.status_code == 200 and csv_answer.headers["content-type"].startswith("text/csv")
+    assert csv_answer.text.splitlines()[1].startswith(f"total,{DAY},3,47345,473.45")
+    pdf_answer = client.get(f"/v1/reports/statements/{DAY[:7]}.pdf", headers=CAFE_AUTH)
+    assert pdf_answer.headers["content-type"] == "application/pdf"
+    assert "473.45" in PdfReader(io.BytesIO(pdf_answer.content)).pages[0].extract_text()
+
+
+@pytest.mark.parametrize(("path", "params", "field_name"), [
+    ("/v1/reports/transactions", {"cursor": "zzz"}, "cursor"),
+    ("/v1/reports/transactions", {"limit": 0}, "limit"),
+    ("/v1/reports/transactions", {"since": "yesterday"}, "since"),
+    ("/v1/reports/statements/2026-13-01.csv", {}, "period"),
+    ("/v1/reports/statements/2026-11-22.csv", {"timezone": "Nowhere/Else"}, "timezone"),
+])
+def test_the_rest_reports_answer_bad_input_with_a_422_problem(client: TestClient, path: str, params: dict[str, Any],
+                                                               field_name: str) -> None:
+    answer = client.get(path, params=params, headers=CAFE_AUTH)
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    assert field_name in answer.text
+    assert client.get(path, params=params).status_code == 401

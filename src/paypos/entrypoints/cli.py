@@ -207,7 +207,7 @@ async def _serve(
     if iso is not None:
         await iso.start()
     server = uvicorn.Server(uvicorn.Config(
-        create_app(paypos), host=host, port=http_port, log_level=log_level,
+        create_app(paypos, reports_refresh_interval_s=limits.reports_refresh_interval_s), host=host, port=http_port, log_level=log_level,
         timeout_graceful_shutdown=limits.http_shutdown_timeout_s,
     ))
     if servers is not None:

@@ -14,10 +14,12 @@ import binascii
 import csv
 import io
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -30,6 +32,9 @@ from paypos.authorization.result import RESULT_OF_CODE
 from paypos.domain.money import MoneyError
 from paypos.domain.money import currency as iso_currency
 from paypos.domain.pricing import PaymentMethod, fee_minor
+
+if TYPE_CHECKING:
+    from paypos.bootstrap import App
 
 DEFAULT_TZ = "Asia/Shanghai"
 STATUSES = ("approved", "declined", "reversed", "pending", "completed")
@@ -699,3 +704,17 @@ def refresh_all(uow_factory: Callable[[], UnitOfWork], clock: Callable[[], datet
         if result.host_watermark == mark:
             return folded
         mark = result.host_watermark
+
+
+async def run_refresh(app: App, interval_s: float) -> None:
+    """`paypos serve`'s loop: fold the journal into the rollups, a batch per transaction."""
+    from paypos.services.background import run_batches
+
+    def one_batch() -> int:
+        with app.uow() as uow:
+            result = refresh(uow, app.clock())
+            uow.commit()
+        return result.rows_folded
+
+    await run_batches(one_batch, batch_max=limits.reports_fold_batch_rows_max, interval_s=interval_s,
+                      what="reports refresh", log=logging.getLogger("paypos.reports"))
