@@ -246,9 +246,12 @@ def _row(r: sa.Row) -> TransactionRow:
         reason=None if r.status == "approved" else r.reason)
 
 
-def _all_rows(uow: UnitOfWork, merchant_id: str | None, start: datetime, end: datetime) -> Iterable[TransactionRow]:
+def _all_rows(uow: UnitOfWork, merchant_id: str | None, start: datetime, end: datetime, *,
+              online_only: bool = False) -> Iterable[TransactionRow]:
     filters = SearchFilters(since=start, until=end)
     for source in _sources(merchant_id, filters):
+        if online_only and source[0] == sql.HOST_PREFIX:
+            continue
         for r in uow.connection.execute(_filtered(source, filters, None)):
             yield _row(r)
 
@@ -542,25 +545,46 @@ def _reversal_moves(db: sa.Connection, host_mark: int, low: int, high: int) -> d
     deltas: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
     if high <= low or host_mark == 0:
         return {}
-    for row, seq in _reversed_rows(db, host_transactions.c.id <= host_mark, seq_range=(low, high)):
+    for row in _rows_reversed_since(db, low, high, host_transactions.c.id <= host_mark):
         _add(deltas, _key(row, "approved"), -1, -row.amount_minor, -row.fee_minor)
         _add(deltas, _key(row, "reversed"), 1, row.amount_minor, row.fee_minor)
     return {k: (v[0], v[1], v[2]) for k, v in deltas.items()}
 
 
-def _reversed_rows(db: sa.Connection, where: sa.ColumnElement[bool], *,
-                   seq_range: tuple[int, int] | None = None) -> list[tuple[sa.Row, int | None]]:
+def _row_columns() -> list[sa.ColumnElement[object]]:
+    t = host_transactions
+    return [t.c.merchant_id, t.c.created_at, sql.host_method().label("method"), t.c.terminal_id,
+            sql.host_kind().label("kind"), t.c.currency, t.c.amount_minor, t.c.fee_minor]
+
+
+def _reversed_rows(db: sa.Connection, where: sa.ColumnElement[bool]) -> list[tuple[sa.Row, int | None]]:
     """Reversed journal rows with the ledger seq of their reversal transfer (None: the wallet
-    reversed it, no host transfer)."""
+    reversed it, no host transfer). ``where`` must narrow by id range (the primary key)."""
     t, lt = host_transactions, ledger_transfers
     rev = sa.select(sa.func.min(lt.c.seq)).where(lt.c.id.in_([t.c.transfer_ref + s for s in sql.REVERSAL_SUFFIXES])) \
         .scalar_subquery()
-    query = (sa.select(t.c.merchant_id, t.c.created_at, sql.host_method().label("method"), t.c.terminal_id,
-                       sql.host_kind().label("kind"), t.c.currency, t.c.amount_minor, t.c.fee_minor, rev.label("seq"))
-             .select_from(sql._host_from()).where(t.c.status == "reversed", where))
-    if seq_range is not None:
-        query = query.where(rev > seq_range[0], rev <= seq_range[1])
+    query = sa.select(*_row_columns(), rev.label("seq")).select_from(sql._host_from()).where(
+        t.c.status == "reversed", where)
     return [(row, None if row.seq is None else int(row.seq)) for row in db.execute(query)]
+
+
+def _rows_reversed_since(db: sa.Connection, low: int, high: int, where: sa.ColumnElement[bool]) -> list[sa.Row]:
+    """Journal rows (matching ``where``) whose host reversal transfer has a ledger seq in (low,
+    high]: found from the ledger's side (a seq range), then each row by its identity index."""
+    lt, t = ledger_transfers, host_transactions
+    refs: set[tuple[str, str, str]] = set()
+    for (transfer_id,) in db.execute(sa.select(lt.c.id).where(lt.c.seq > low, lt.c.seq <= high,
+                                                               lt.c.code == "reversal")):
+        base = next((transfer_id[:-len(s)] for s in sql.REVERSAL_SUFFIXES if transfer_id.endswith(s)), None)
+        parts = base.split(":") if base else []
+        if len(parts) == 3:
+            refs.add((parts[0], parts[1], parts[2]))
+    rows: list[sa.Row] = []
+    for terminal_id, transmission_dt, stan in sorted(refs):
+        rows += db.execute(sa.select(*_row_columns()).select_from(sql._host_from()).where(
+            t.c.terminal_id == terminal_id, t.c.transmission_dt == transmission_dt, t.c.stan == stan,
+            t.c.status == "reversed", where)).all()
+    return rows
 
 
 def _key(row: sa.Row, status: str) -> Key:
@@ -618,8 +642,8 @@ def dashboard(uow: UnitOfWork, merchant_id: str | None, since: datetime, until: 
     cells: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
     _rollup_cells(uow.connection, merchant_id, start, end, currency, cells)
     _tail_cells(uow.connection, merchant_id, start, end, currency, cells)
-    for row in _all_rows(uow, merchant_id, start, end):
-        if row.terminal_id == sql.ONLINE_TERMINAL and row.currency == currency:
+    for row in _all_rows(uow, merchant_id, start, end, online_only=True):
+        if row.currency == currency:
             hour = row.at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
             _add(cells, (hour, row.method, row.kind, row.status), 1, row.amount_minor, row.fee_minor)
     return _dashboard_of(cells, merchant_id, start, end, tz, zoneinfo, currency)
@@ -647,13 +671,14 @@ def _tail_cells(db: sa.Connection, merchant_id: str | None, start: datetime, end
                        t.c.amount_minor, t.c.fee_minor).select_from(sql._host_from())
              .where(t.c.id > host_mark, t.c.created_at >= start, t.c.created_at < end, t.c.currency == currency))
     if merchant_id is not None:
-        query = query.where(t.c.merchant_id == merchant_id)
+        # coalesce() keeps the planner on the id range (the small tail), off the merchant index
+        query = query.where(sa.func.coalesce(t.c.merchant_id, "") == merchant_id)
     for row in db.execute(query):
         hour = row.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         _add(cells, (hour, row.method, row.kind, row.status), 1, row.amount_minor, row.fee_minor)
     in_range = sa.and_(t.c.id <= host_mark, t.c.created_at >= start, t.c.created_at < end, t.c.currency == currency,
                        sa.true() if merchant_id is None else t.c.merchant_id == merchant_id)
-    for row, _seq in _reversed_rows(db, in_range, seq_range=(reversal_mark, 2**62)):
+    for row in _rows_reversed_since(db, reversal_mark, 2**62, in_range):
         hour = row.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         _add(cells, (hour, row.method, row.kind, "approved"), -1, -row.amount_minor, -row.fee_minor)
         _add(cells, (hour, row.method, row.kind, "reversed"), 1, row.amount_minor, row.fee_minor)
