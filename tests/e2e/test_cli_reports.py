@@ -26,6 +26,7 @@ from paypos.services import sandbox
 from paypos.services.host import IsoHost
 from paypos.services.reconciliation import TerminalLine, journal_csv
 from paypos.services.reports import CSV_COLUMNS
+from paypos.terminal.store import TerminalStore, terminal_dir
 from tests.integration.test_reports import card_message, send, terminal
 
 CAFE = "PPCAFE000000001"
@@ -123,3 +124,23 @@ def test_recon_batch_lists_differences_and_an_operator_resolves_one(sold: dict[s
     journal.write_text("stan,amount\n1,2\n")
     bad = invoke(recon_app, data_dir, "batch", "--terminal", "CAFE0001", "--batch", "1", "--journal", str(journal))
     assert bad.exit_code == 2 and bad.stderr.startswith("error: journal")
+
+
+def test_recon_batch_reads_the_terminals_own_store_in_the_data_dir(sold: dict[str, Any]) -> None:
+    data_dir, sent = sold["dir"], sold["sent"]
+    missing = invoke(recon_app, data_dir, "batch", "--terminal", "CAFE0001", "--batch", "1")
+    assert missing.exit_code == 2 and "no terminal store" in missing.stderr
+    store = TerminalStore(terminal_dir(data_dir, "CAFE0001") / "terminal.db")
+    try:
+        with store.transaction() as db:
+            for message, status in zip(sent, ("approved", "declined"), strict=True):
+                store.add_entry(db, "2026-11-22T09:00:00Z", kind="purchase", mti="0200", stan=message["11"],
+                                transmission_dt=message["7"], processing_code="000000",
+                                amount_minor=int(message["4"]), currency="156", batch_no=1, status=status)
+    finally:
+        store.close()
+    found = as_json(recon_app, data_dir, "batch", "--terminal", "CAFE0001", "--batch", "1")
+    assert [(e["kind"], e["transaction_ref"]) for e in found] == [
+        ("missing_at_terminal", f"CAFE0001:{sent[1]['7']}:{sent[1]['11']}")]
+    assert as_json(recon_app, data_dir, "list", "--terminal", "CAFE0001", "--limit", "1")[0]["id"] == found[0]["id"]
+    assert as_json(recon_app, data_dir, "list", "--after", str(found[0]["id"])) == []

@@ -147,8 +147,13 @@ def test_a_statement_of_another_day_is_empty_and_a_bad_period_or_zone_is_refused
 def test_the_csv_has_one_header_then_total_method_and_terminal_rows_in_minor_units_and_decimals(
         app: App, activity: dict[str, Any]) -> None:
     stmt = run(app, lambda uow: reports.statement(uow, CAFE, DAY))
-    rows = list(csv.reader(io.StringIO(reports.statement_csv(stmt))))
+    text = reports.statement_csv(stmt)
+    rows = list(csv.reader(io.StringIO(text)))
     assert tuple(rows[0]) == reports.CSV_COLUMNS
+    # the example in docs/reports.md
+    assert text.splitlines()[1] == "total,2026-11-22,3,47345,473.45,2,3000,30.00,284,2.84,44061,440.61,CNY"
+    assert "terminal,CAFE0001,2,17345,173.45,1,2000,20.00,104,1.04,15241,152.41,CNY" in text.splitlines()
+    assert "method,card_not_present,1,30000,300.00,1,1000,10.00,180,1.80,28820,288.20,CNY" in text.splitlines()
     total = dict(zip(rows[0], rows[1], strict=True))
     assert total["section"] == "total" and total["key"] == DAY
     assert int(total["sales_minor"]) == stmt.totals.sales_minor == 47_345 and total["sales"] == "473.45"
