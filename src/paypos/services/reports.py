@@ -175,7 +175,6 @@ def search(uow: UnitOfWork, merchant_id: str | None, filters: SearchFilters, *, 
         query = _filtered(source, filters, after).limit(limit + 1)
         rows.extend(_row(r) for r in uow.connection.execute(query))
     rows.sort(key=lambda r: (r.at, r.id), reverse=True)
-    rows = [r for r in rows if _matches(r, filters)]
     page = rows[:limit]
     return Page(page, encode_cursor(page[-1]) if len(rows) > limit else None)
 
@@ -228,11 +227,6 @@ def _before(prefix: str, columns: sa.ColumnCollection, after: tuple[datetime, st
     return sa.or_(columns.at < at, sa.and_(columns.at == at, same))
 
 
-def _matches(row: TransactionRow, filters: SearchFilters) -> bool:
-    """Filters on what the service computes (an online card payment's fee) — none today."""
-    return True
-
-
 def _row(r: sa.Row) -> TransactionRow:
     host = r.rrn_id is not None
     fee = int(r.fee_minor)
@@ -256,6 +250,40 @@ def _all_rows(uow: UnitOfWork, merchant_id: str | None, start: datetime, end: da
             yield _row(r)
 
 
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Transactions alike in every column reports group by: card present aggregated in SQL
+    (``at`` is the UTC hour), online one transaction each (``at`` is its time)."""
+
+    merchant_id: str
+    at: datetime
+    method: str
+    terminal_id: str
+    kind: str
+    status: str
+    currency: str
+    reason: str | None
+    count: int
+    amount_minor: int
+    fee_minor: int
+
+
+def _groups(uow: UnitOfWork, merchant_id: str | None, start: datetime, end: datetime) -> Iterable[Group]:
+    db, t = uow.connection, host_transactions
+    hour, method, kind = sql.hour_of(db, t.c.created_at), sql.host_method(), sql.host_kind()
+    reason = sa.case((t.c.status == "declined", t.c.response_code), else_=sa.null())
+    keys = (t.c.merchant_id, hour, method, t.c.terminal_id, kind, t.c.status, t.c.currency, reason)
+    query = (sa.select(*keys, sa.func.count(), sa.func.sum(t.c.amount_minor), sa.func.sum(t.c.fee_minor))
+             .select_from(sql._host_from()).where(t.c.created_at >= start, t.c.created_at < end).group_by(*keys))
+    if merchant_id is not None:
+        query = query.where(t.c.merchant_id == merchant_id)
+    for m, h, method_, term, kind_, status, currency, why, n, amount, fee in db.execute(query):
+        yield Group(m, sql.as_utc_hour(h), method_, term, kind_, status, currency, why, int(n), int(amount), int(fee))
+    for row in _all_rows(uow, merchant_id, start, end, online_only=True):
+        yield Group(row.merchant_id, row.at, row.method, row.terminal_id, row.kind, row.status, row.currency,
+                    row.reason, 1, row.amount_minor, row.fee_minor)
+
+
 # --- statements -----------------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -271,17 +299,17 @@ class Totals:
         """What the merchant is owed: sales − refunds − fees."""
         return self.sales_minor - self.refunds_minor - self.fees_minor
 
-    def add(self, row: TransactionRow) -> None:
-        if row.status != "approved":
+    def add(self, group: Group) -> None:
+        if group.status != "approved":
             return
-        if row.kind == "sale":
-            self.sales_count += 1
-            self.sales_minor += row.amount_minor
-            self.fees_minor += row.fee_minor
-        elif row.kind == "refund":
-            self.refunds_count += 1
-            self.refunds_minor += row.amount_minor
-            self.fees_minor += row.fee_minor
+        if group.kind == "sale":
+            self.sales_count += group.count
+            self.sales_minor += group.amount_minor
+            self.fees_minor += group.fee_minor
+        elif group.kind == "refund":
+            self.refunds_count += group.count
+            self.refunds_minor += group.amount_minor
+            self.fees_minor += group.fee_minor
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,11 +353,11 @@ def statement(uow: UnitOfWork, merchant_id: str, period: str, *, tz: str = DEFAU
         raise ReportError("merchant", f"no merchant {merchant_id}")
     currency = _alpha(merchant.currency)
     totals, by_method, by_terminal = Totals(), defaultdict(Totals), defaultdict(Totals)
-    for row in _all_rows(uow, merchant_id, start, end):
-        if row.currency != currency:
+    for group in _groups(uow, merchant_id, start, end):
+        if group.currency != currency:
             continue
-        for bucket in (totals, by_method[row.method], by_terminal[row.terminal_id]):
-            bucket.add(row)
+        for bucket in (totals, by_method[group.method], by_terminal[group.terminal_id]):
+            bucket.add(group)
     return Statement(merchant_id, merchant.name, period, tz, start, end, currency, totals,
                      dict(sorted(by_method.items())), dict(sorted(by_terminal.items())))
 
@@ -442,18 +470,18 @@ def operator_report(uow: UnitOfWork, start: datetime, end: datetime, *, tz: str 
     by_merchant: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     reasons: dict[str, int] = defaultdict(int)
     approved = declined = 0
-    for row in _all_rows(uow, None, start, end):
-        if row.kind != "sale":
+    for group in _groups(uow, None, start, end):
+        if group.kind != "sale":
             continue
-        if row.status == "declined":
-            declined += 1
-            reasons[row.reason or "unknown"] += 1
-        elif row.status == "approved":
-            approved += 1
-            for key, bucket in (((row.at.astimezone(zoneinfo).date().isoformat(), row.currency), by_day),
-                                ((row.merchant_id, row.currency), by_merchant)):
-                bucket[key][0] += 1
-                bucket[key][1] += row.amount_minor
+        if group.status == "declined":
+            declined += group.count
+            reasons[group.reason or "unknown"] += group.count
+        elif group.status == "approved":
+            approved += group.count
+            for key, bucket in (((group.at.astimezone(zoneinfo).date().isoformat(), group.currency), by_day),
+                                ((group.merchant_id, group.currency), by_merchant)):
+                bucket[key][0] += group.count
+                bucket[key][1] += group.amount_minor
     rate = None if approved + declined == 0 else approved * 10_000 // (approved + declined)  # floor
     return OperatorReport(
         start, end, tz,

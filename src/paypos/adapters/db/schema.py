@@ -768,3 +768,6 @@ reconciliation_exceptions = sa.Table(
     sa.UniqueConstraint("kind", "transaction_ref", name="uq_reconciliation_exceptions_kind_ref"),
     sa.Index("ix_reconciliation_exceptions_status_id", "status", "id"),
 )
+
+# A merchant's journal by time: the transaction search's pages and statements' periods.
+sa.Index("ix_host_transactions_merchant_created", host_transactions.c.merchant_id, host_transactions.c.created_at)
