@@ -328,3 +328,16 @@ def test_the_rest_reports_answer_bad_input_with_a_422_problem(client: TestClient
     assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
     assert field_name in answer.text
     assert client.get(path, params=params).status_code == 401
+
+
+def test_the_operator_report_over_rest_needs_the_operator_token(app: App, client: TestClient,
+                                                                activity: dict[str, Any]) -> None:
+    path, params = "/v1/operator/reports", {"from": DAY, "to": "2026-11-23"}
+    assert client.get(path, params=params).status_code == 404  # PAYPOS_OPERATOR_TOKEN unset: no operator API
+    token = "operator-token-" * 3
+    app.settings.operator_token = token
+    assert client.get(path, params=params, headers=CAFE_AUTH).status_code == 401
+    report = client.get(path, params=params, headers={"Authorization": f"Bearer {token}"}).json()
+    assert report["approved_count"] == 3 and report["volume_by_day"][0]["amount_minor"] == 47_345
+    bad = client.get(path, params={"from": DAY, "to": "2026/11/23"}, headers={"Authorization": f"Bearer {token}"})
+    assert bad.status_code == 422 and bad.json()["field"] == "period"

@@ -98,5 +98,29 @@ def install_reports_routes(api: FastAPI) -> None:
             "Content-Disposition": f'attachment; filename="statement-{merchant_id}-{period}.{fmt}"'})
 
 
+    # Imported here: api_escrow imports this module's siblings at app creation.
+    from paypos.entrypoints.api_escrow import authenticated_operator
+
+    @api.get("/v1/operator/reports", tags=["operator"], responses={**_PROBLEMS, 404: {
+        "description": "The operator API is off (PAYPOS_OPERATOR_TOKEN unset)"}},
+             dependencies=[Depends(authenticated_operator)])
+    def operator_report(request: Request,
+                        start: Annotated[str, Query(alias="from", max_length=10, description="First local day")],
+                        end: Annotated[str, Query(alias="to", max_length=10, description="The day after the last")],
+                        timezone: Annotated[str, Query(max_length=64)] = reports.DEFAULT_TZ,
+                        top: Annotated[int, Query(ge=1, le=limits.reports_top_merchants_max)] = 10) -> JSONResponse:
+        """Volume by day, approval rate, decline reasons, top merchants, fees revenue, disputes."""
+        from dataclasses import asdict
+
+        with _app(request).uow(write=False) as uow:
+            try:
+                first, _ = reports.period_bounds(start, timezone)
+                last, _ = reports.period_bounds(end, timezone)
+                report = reports.operator_report(uow, first, last, tz=timezone, top=top)
+            except reports.ReportError as error:
+                raise Problem(422, "invalid-field", "Invalid field", str(error), field=error.field) from None
+        return JSONResponse(asdict(report) | {"start": report.start.isoformat(), "end": report.end.isoformat()})
+
+
 def _app(request: Request) -> App:
     return request.app.state.paypos  # type: ignore[no-any-return]

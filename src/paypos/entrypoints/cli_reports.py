@@ -135,7 +135,8 @@ def statement(merchant: Merchant,
 def _totals(t: Any, currency: str) -> dict[str, Any]:
     from paypos.services.reports import decimal_string
 
-    return {"sales_count": t.sales_count, "sales_minor": t.sales_minor, "sales": decimal_string(t.sales_minor, currency),
+    return {"sales_count": t.sales_count, "sales_minor": t.sales_minor,
+            "sales": decimal_string(t.sales_minor, currency),
             "refunds_count": t.refunds_count, "refunds_minor": t.refunds_minor,
             "refunds": decimal_string(t.refunds_minor, currency), "fees_minor": t.fees_minor,
             "fees": decimal_string(t.fees_minor, currency), "net_minor": t.net_minor,

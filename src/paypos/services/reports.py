@@ -184,7 +184,8 @@ def _sources(merchant_id: str | None, filters: SearchFilters) -> list[tuple[str,
     if filters.order_id is None:
         sources.append((sql.HOST_PREFIX, sql.host_rows(merchant_id)))
     if filters.rrn is None:
-        sources += [(sql.PAYMENT_PREFIX, sql.payment_rows(merchant_id)), (sql.REFUND_PREFIX, sql.refund_rows(merchant_id))]
+        sources += [(sql.PAYMENT_PREFIX, sql.payment_rows(merchant_id)),
+                    (sql.REFUND_PREFIX, sql.refund_rows(merchant_id))]
     return sources
 
 

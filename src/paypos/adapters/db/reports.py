@@ -99,7 +99,8 @@ def payment_rows(merchant_id: str | None) -> sa.Select:
     p = payments
     amount = sa.case((p.c.status == "succeeded", p.c.captured_minor), else_=p.c.amount_minor)
     query = sa.select(
-        p.c.id.label("uid"), p.c.created_at.label("at"), p.c.merchant_id, sa.literal(ONLINE_TERMINAL).label("terminal_id"),
+        p.c.id.label("uid"), p.c.created_at.label("at"), p.c.merchant_id,
+        sa.literal(ONLINE_TERMINAL).label("terminal_id"),
         payment_method().label("method"), sa.literal("sale").label("kind"), payment_status().label("status"),
         amount.label("amount_minor"), sa.func.coalesce(_trades.c.fee_minor, -1).label("fee_minor"), p.c.currency,
         p.c.masked_pan.label("pan_masked"), sa.null().label("rrn_id"), sa.null().label("approval_code"),
@@ -112,7 +113,8 @@ def payment_rows(merchant_id: str | None) -> sa.Select:
 def refund_rows(merchant_id: str | None) -> sa.Select:
     r, p = refunds, payments
     query = sa.select(
-        r.c.id.label("uid"), r.c.created_at.label("at"), r.c.merchant_id, sa.literal(ONLINE_TERMINAL).label("terminal_id"),
+        r.c.id.label("uid"), r.c.created_at.label("at"), r.c.merchant_id,
+        sa.literal(ONLINE_TERMINAL).label("terminal_id"),
         payment_method().label("method"), sa.literal("refund").label("kind"), sa.literal("approved").label("status"),
         r.c.amount_minor, sa.literal(0).label("fee_minor"), r.c.currency, p.c.masked_pan.label("pan_masked"),
         sa.null().label("rrn_id"), sa.null().label("approval_code"), payment_requests.c.order_id,
