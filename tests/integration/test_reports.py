@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pypdf import PdfReader
 
+from paypos.adapters.db.schema import report_rollups
 from paypos.bootstrap import App
 from paypos.domain.online_payment import card_entry
 from paypos.domain.pricing import fee_minor
@@ -341,3 +344,21 @@ def test_the_operator_report_over_rest_needs_the_operator_token(app: App, client
     assert report["approved_count"] == 3 and report["volume_by_day"][0]["amount_minor"] == 47_345
     bad = client.get(path, params={"from": DAY, "to": "2026/11/23"}, headers={"Authorization": f"Bearer {token}"})
     assert bad.status_code == 422 and bad.json()["field"] == "period"
+
+
+def test_two_refreshes_at_once_fold_each_row_once(app: App, clock: FakeClock, activity: dict[str, Any]) -> None:
+    clock.advance(60)
+    done: list[int] = []
+
+    def one() -> None:
+        done.append(reports.refresh_all(app.uow, clock))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(done) == [0, 5]
+    with app.uow(write=False) as uow:
+        total = uow.connection.execute(sa.select(sa.func.sum(report_rollups.c.count))).scalar_one()
+    assert total == 5

@@ -520,14 +520,14 @@ def refresh(uow: UnitOfWork, now: datetime, *, rows_max: int = limits.reports_fo
     own watermark) from their status to ``reversed``. A row reversed after this refresh's
     ledger watermark is folded as it was before the reversal, so the next pass moves it exactly
     once. The caller commits; run it again until the host watermark stays put to catch up
-(``refresh_all``)."""
+    (``refresh_all``). ``rebuild`` empties the rollups and starts again from nothing."""
     db = uow.connection
+    host_mark = sql.lock_watermark(db, HOST_WATERMARK, now)  # first: the lock serializes refreshes
+    reversal_mark = sql.lock_watermark(db, REVERSALS_WATERMARK, now)
     if rebuild:
         db.execute(report_rollups.delete())
-        sql.set_watermark(db, HOST_WATERMARK, 0, now)
-        sql.set_watermark(db, REVERSALS_WATERMARK, 0, now)
+        host_mark = reversal_mark = 0
     horizon = now - timedelta(seconds=limits.reports_fold_lag_s)
-    host_mark, reversal_mark = sql.watermark(db, HOST_WATERMARK), sql.watermark(db, REVERSALS_WATERMARK)
     lt = ledger_transfers
     new_reversal_mark = int(db.execute(sa.select(sa.func.coalesce(sa.func.max(lt.c.seq), reversal_mark))
                                        .where(lt.c.seq > reversal_mark, lt.c.created_at <= horizon)).scalar_one())

@@ -184,6 +184,16 @@ def dispute_totals(connection: sa.Connection, start: datetime, end: datetime,
 
 # --- rollups --------------------------------------------------------------------------------
 
+def lock_watermark(connection: sa.Connection, name: str, now: datetime) -> int:
+    """The watermark, its row locked for this transaction (created at 0 on first use), so that
+    two refreshes (``paypos serve`` and ``paypos reports refresh``) never fold a row twice."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(dialect.insert(report_watermarks).values(name=name, value=0, updated_at=now)
+                       .on_conflict_do_nothing(index_elements=["name"]))
+    return int(connection.execute(sa.select(report_watermarks.c.value).where(report_watermarks.c.name == name)
+                                  .with_for_update()).scalar_one())
+
+
 def watermark(connection: sa.Connection, name: str) -> int:
     value = connection.execute(sa.select(report_watermarks.c.value)
                                .where(report_watermarks.c.name == name)).scalar_one_or_none()
