@@ -57,7 +57,7 @@ class StatusChoice(StrEnum):
 def _run(data_dir: Path | None, database_url: str | None, work: Callable[[App, UnitOfWork], T], *,
          write: bool = False) -> T:
     from paypos.services import reconciliation as recon
-    from paypos.services.reports import ReportError
+    from paypos.services.reports import MerchantNotFound, ReportError
 
     with _app(data_dir, database_url) as paypos:
         try:
@@ -68,7 +68,7 @@ def _run(data_dir: Path | None, database_url: str | None, work: Callable[[App, U
                 return result
         except (ReportError, recon.ReconciliationError) as error:
             _fail(f"{error.field}: {error}", 2)
-        except (recon.ExceptionNotFound, recon.AlreadyResolved) as error:
+        except (MerchantNotFound, recon.ExceptionNotFound, recon.AlreadyResolved) as error:
             _fail(str(error), 1)
 
 

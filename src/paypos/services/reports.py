@@ -50,6 +50,10 @@ class ReportError(ValueError):
         self.field = field_name
 
 
+class MerchantNotFound(LookupError):
+    pass
+
+
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -351,7 +355,7 @@ def statement(uow: UnitOfWork, merchant_id: str, period: str, *, tz: str = DEFAU
     merchant = uow.connection.execute(sa.select(merchants.c.name, merchants.c.currency)
                                       .where(merchants.c.merchant_id == merchant_id)).one_or_none()
     if merchant is None:
-        raise ReportError("merchant", f"no merchant {merchant_id}")
+        raise MerchantNotFound(f"no merchant {merchant_id}")
     currency = _alpha(merchant.currency)
     totals, by_method, by_terminal = Totals(), defaultdict(Totals), defaultdict(Totals)
     for group in _groups(uow, merchant_id, start, end):
