@@ -6,6 +6,7 @@ refresh and with an un-folded tail and a late reversal, the dashboard."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import threading
 from collections.abc import Iterator
@@ -261,7 +262,10 @@ def test_the_dashboard_is_exact_before_after_a_refresh_and_after_a_late_reversal
     since, until = clock.now - timedelta(hours=2), clock.now + timedelta(hours=2)
 
     def board() -> reports.DashboardData:
-        return run(app, lambda uow: reports.dashboard(uow, CAFE, since, until))
+        mine = run(app, lambda uow: reports.dashboard(uow, CAFE, since, until))
+        everyone = run(app, lambda uow: reports.dashboard(uow, None, since, until))  # only CAFE sold
+        assert dataclasses.replace(everyone, merchant_id=CAFE) == mine
+        return mine
 
     before = board()  # nothing folded yet: all tail
     assert (before.sales_count, before.sales_minor, before.refunds_minor) == (3, 47_345, 3_000)
@@ -360,5 +364,8 @@ def test_two_refreshes_at_once_fold_each_row_once(app: App, clock: FakeClock, ac
         thread.join()
     assert sorted(done) == [0, 5]
     with app.uow(write=False) as uow:
-        total = uow.connection.execute(sa.select(sa.func.sum(report_rollups.c.count))).scalar_one()
-    assert total == 5
+        total = uow.connection.execute(sa.select(sa.func.sum(report_rollups.c.count))
+                                       .where(report_rollups.c.merchant_id == CAFE)).scalar_one()
+        together = uow.connection.execute(sa.select(sa.func.sum(report_rollups.c.count))
+                                          .where(report_rollups.c.merchant_id == reports.ALL_MERCHANTS)).scalar_one()
+    assert total == together == 5

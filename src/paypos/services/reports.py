@@ -536,12 +536,12 @@ def refresh(uow: UnitOfWork, now: datetime, *, rows_max: int = limits.reports_fo
     new_reversal_mark = int(db.execute(sa.select(sa.func.coalesce(sa.func.max(lt.c.seq), reversal_mark))
                                        .where(lt.c.seq > reversal_mark, lt.c.created_at <= horizon)).scalar_one())
     moved = _reversal_moves(db, host_mark, reversal_mark, new_reversal_mark)
-    sql.add_to_rollups(db, moved)
+    sql.add_to_rollups(db, _with_all_merchants(moved))
     t = host_transactions
     new_host_mark = int(db.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.id), host_mark)).where(
         t.c.id > host_mark, t.c.id <= host_mark + rows_max, t.c.created_at <= horizon)).scalar_one())
     deltas = _fold(db, host_mark, new_host_mark, new_reversal_mark)
-    sql.add_to_rollups(db, deltas)
+    sql.add_to_rollups(db, _with_all_merchants(deltas))
     sql.set_watermark(db, HOST_WATERMARK, new_host_mark, now)
     sql.set_watermark(db, REVERSALS_WATERMARK, new_reversal_mark, now)
     return RefreshResult(sum(n for n, _, _ in deltas.values()), sum(n for n, _, _ in moved.values() if n > 0),
@@ -549,6 +549,16 @@ def refresh(uow: UnitOfWork, now: datetime, *, rows_max: int = limits.reports_fo
 
 
 Key = tuple[object, ...]
+# Rollup rows of every merchant and terminal together (merchant "*", terminal "*"): the
+# operator's dashboard reads a few thousand rows a week instead of every merchant's.
+ALL_MERCHANTS = "*"
+
+
+def _with_all_merchants(deltas: dict[Key, tuple[int, int, int]]) -> dict[Key, tuple[int, int, int]]:
+    together: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (_merchant, hour, method, _terminal, kind, status, currency), (n, amount, fee) in deltas.items():
+        _add(together, (ALL_MERCHANTS, hour, method, ALL_MERCHANTS, kind, status, currency), n, amount, fee)
+    return deltas | {k: (v[0], v[1], v[2]) for k, v in together.items()}
 
 
 def _group_query(db: sa.Connection, low: int, high: int) -> sa.Select:
@@ -689,8 +699,7 @@ def _rollup_cells(db: sa.Connection, merchant_id: str | None, start: datetime, e
                        sa.func.sum(r.c.amount_minor), sa.func.sum(r.c.fee_minor))
              .where(r.c.bucket_start >= start, r.c.bucket_start < end, r.c.currency == currency)
              .group_by(r.c.bucket_start, r.c.method, r.c.kind, r.c.status))
-    if merchant_id is not None:
-        query = query.where(r.c.merchant_id == merchant_id)
+    query = query.where(r.c.merchant_id == (ALL_MERCHANTS if merchant_id is None else merchant_id))
     for hour, method, kind, status, n, amount, fee in db.execute(query):
         _add(cells, (sql.as_utc_hour(hour), method, kind, status), n, amount, fee)
 
