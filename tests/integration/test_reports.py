@@ -369,3 +369,34 @@ def test_two_refreshes_at_once_fold_each_row_once(app: App, clock: FakeClock, ac
         together = uow.connection.execute(sa.select(sa.func.sum(report_rollups.c.count))
                                           .where(report_rollups.c.merchant_id == reports.ALL_MERCHANTS)).scalar_one()
     assert total == together == 5
+
+
+# --- the wallet's merchant gateway ----------------------------------------------------------
+
+def test_wallet_gateway_trades_and_refunds_are_in_the_view_and_the_statement_equals_the_ledger(
+        app: App, client: TestClient, activity: dict[str, Any]) -> None:
+    from paypos.services import wallet
+    from tests.integration.test_wallet import LIN, gateway
+    from tests.integration.test_wallet import run as wallet_run
+
+    created = gateway(app, wallet.precreate, {"out_trade_no": "wg-1", "total_amount": "88.88", "subject": "Lattes"})
+    assert wallet_run(app, wallet.scan, created["qr_code"], LIN, funding="balance")["state"] == "TRADE_SUCCESS"
+    gateway(app, wallet.refund, {"out_trade_no": "wg-1", "refund_amount": "10.00", "out_request_no": "r1"})
+    gateway(app, wallet.precreate, {"out_trade_no": "wg-2", "total_amount": "5.00", "subject": "Unpaid"})
+    found = run(app, lambda uow: reports.search(uow, CAFE, SearchFilters(order_id="wg-1")).rows)
+    assert {(r.kind, r.amount_minor, r.terminal_id, r.method, r.id[:3]) for r in found} == {
+        ("sale", 8_888, "wallet", "wallet_balance", "wt_"), ("refund", 1_000, "wallet", "wallet_balance", "wr_")}
+    assert [r.status for r in run(app, lambda uow: reports.search(uow, CAFE, SearchFilters(order_id="wg-2")).rows)] \
+        == ["pending"]
+    stmt = run(app, lambda uow: reports.statement(uow, CAFE, DAY))
+    assert stmt.by_terminal["wallet"].sales_minor == 8_888 and stmt.by_terminal["wallet"].refunds_minor == 1_000
+    check = run(app, lambda uow: reports.check_against_ledger(uow, stmt))
+    assert check.equal, (check.statement, check.ledger)
+    seen, cursor = [], None  # pages through five sources without gaps or repeats
+    while True:
+        page = run(app, lambda uow, c=cursor: reports.search(uow, CAFE, SearchFilters(), limit=2, cursor=c))
+        seen += [r.id for r in page.rows]
+        if (cursor := page.next_cursor) is None:
+            break
+    everything = run(app, lambda uow: reports.search(uow, CAFE, SearchFilters(), limit=100).rows)
+    assert seen == [r.id for r in everything] and len(seen) == 10

@@ -24,10 +24,10 @@ _STATEMENT_TYPES = {"csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
 
 
 class TransactionOut(BaseModel):
-    id: str = Field(description="ht_<12 digits> (card present), pay_... (online payment), re_... (online refund)")
+    id: str = Field(description="ht_<12 digits> (card present), pay_/re_ (online payment/refund), wt_/wr_ (wallet gateway)")
     at: str
     merchant_id: str
-    terminal_id: str = Field(description="The terminal, or 'online'")
+    terminal_id: str = Field(description="The terminal, 'online' or 'wallet'")
     method: str
     kind: Literal["sale", "refund", "preauth", "balance"]
     status: Literal["approved", "declined", "reversed", "pending", "completed"]

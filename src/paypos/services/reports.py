@@ -80,10 +80,10 @@ def _exponent(currency: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class TransactionRow:
-    id: str  # ht_<12 digits> (card present), pay_... (online payment), re_... (online refund)
+    id: str  # ht_<12 digits> (card present), pay_/re_ (online payment/refund), wt_/wr_<12> (wallet gateway)
     at: datetime
     merchant_id: str
-    terminal_id: str  # or "online"
+    terminal_id: str  # or "online", "wallet"
     method: str
     kind: str  # sale | refund | preauth | balance
     status: str  # approved | declined | reversed | pending | completed
@@ -147,6 +147,10 @@ class Page:
     next_cursor: str | None
 
 
+_PREFIXES = (sql.HOST_PREFIX, sql.PAYMENT_PREFIX, sql.REFUND_PREFIX, sql.WALLET_REFUND_PREFIX,
+             sql.WALLET_TRADE_PREFIX)
+
+
 def encode_cursor(row: TransactionRow) -> str:
     raw = json.dumps([row.at.isoformat(), row.id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -157,11 +161,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at_text, uid = json.loads(raw)
         at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None or not isinstance(uid, str) or not uid.startswith(
-                (sql.HOST_PREFIX, sql.PAYMENT_PREFIX, sql.REFUND_PREFIX)):
+        if at.tzinfo is None or not isinstance(uid, str) or not uid.startswith(_PREFIXES):
             raise ValueError(uid)
-        if uid.startswith(sql.HOST_PREFIX):
-            int(uid[len(sql.HOST_PREFIX):])
+        if uid.startswith(sql.NUMERIC_PREFIXES):
+            int(uid[3:])
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise ReportError("cursor", "cursor is not one this search returned") from None
     return at.astimezone(UTC), uid
@@ -189,7 +192,9 @@ def _sources(merchant_id: str | None, filters: SearchFilters) -> list[tuple[str,
         sources.append((sql.HOST_PREFIX, sql.host_rows(merchant_id)))
     if filters.rrn is None:
         sources += [(sql.PAYMENT_PREFIX, sql.payment_rows(merchant_id)),
-                    (sql.REFUND_PREFIX, sql.refund_rows(merchant_id))]
+                    (sql.REFUND_PREFIX, sql.refund_rows(merchant_id)),
+                    (sql.WALLET_REFUND_PREFIX, sql.wallet_refund_rows(merchant_id)),
+                    (sql.WALLET_TRADE_PREFIX, sql.wallet_trade_rows(merchant_id))]
     return sources
 
 
@@ -218,7 +223,7 @@ def _filtered(source: tuple[str, sa.Select], filters: SearchFilters, after: tupl
         conditions.append(columns.order_id == filters.order_id)
     if after is not None:
         conditions.append(_before(prefix, columns, after))
-    key = host_transactions.c.id if prefix == sql.HOST_PREFIX else columns.uid
+    key = columns.num if prefix in sql.NUMERIC_PREFIXES else columns.uid
     return query.where(*conditions).order_by(at.desc(), key.desc())
 
 
@@ -226,22 +231,23 @@ def _before(prefix: str, columns: sa.ColumnCollection, after: tuple[datetime, st
     """Rows after the cursor in (time, uid) descending order; ``ht_`` < ``pay_`` < ``re_``."""
     at, uid = after
     if uid.startswith(prefix):
-        same = host_transactions.c.id < int(uid[len(prefix):]) if prefix == sql.HOST_PREFIX else columns.uid < uid
+        same = columns.num < int(uid[len(prefix):]) if prefix in sql.NUMERIC_PREFIXES else columns.uid < uid
     else:
         same = sa.true() if prefix < uid else sa.false()
     return sa.or_(columns.at < at, sa.and_(columns.at == at, same))
 
 
 def _row(r: sa.Row) -> TransactionRow:
-    host = r.rrn_id is not None
+    numeric = r.uid in sql.NUMERIC_PREFIXES
+    host = r.uid == sql.HOST_PREFIX
     fee = int(r.fee_minor)
     if fee < 0:  # an online card payment: the fee of what was captured (as the sale chain posts it)
         fee = fee_minor(int(r.amount_minor)) if r.status == "approved" else 0
     return TransactionRow(
-        id=f"{sql.HOST_PREFIX}{int(r.rrn_id):012d}" if host else r.uid, at=r.at, merchant_id=r.merchant_id,
+        id=f"{r.uid}{int(r.num):012d}" if numeric else r.uid, at=r.at, merchant_id=r.merchant_id,
         terminal_id=r.terminal_id, method=r.method, kind=r.kind, status=r.status,
         amount_minor=int(r.amount_minor), fee_minor=fee, currency=r.currency, pan_masked=r.pan_masked,
-        rrn=f"{int(r.rrn_id):012d}" if host else None, approval_code=r.approval_code, order_id=r.order_id,
+        rrn=f"{int(r.num):012d}" if host else None, approval_code=r.approval_code, order_id=r.order_id,
         reason=None if r.status == "approved" else r.reason)
 
 

@@ -4,8 +4,9 @@ the ledger's postings to a merchant, and the rollups' fold.
 
 Each source is one SELECT with the same labelled columns (``uid``, ``at``, ``merchant_id``,
 ``terminal_id``, ``method``, ``kind``, ``status``, ``amount_minor``, ``fee_minor``,
-``currency``, ``pan_masked``, ``rrn_id``, ``approval_code``, ``order_id``); the service merges
-them. ``uid`` orders rows at the same instant: ``ht_<12-digit id>`` < ``pay_...`` < ``re_...``.
+``currency``, ``pan_masked``, ``num``, ``approval_code``, ``order_id``, ``reason``); the service
+merges them. ``uid`` orders rows at the same instant: ``ht_<12-digit id>`` < ``pay_...`` <
+``re_...`` < ``wr_<12-digit id>`` < ``wt_<trade no>``.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ from paypos.adapters.db.schema import (
     refunds,
     report_rollups,
     report_watermarks,
+    wallet_refunds,
     wallet_trades,
 )
 from paypos.domain.pricing import PaymentMethod
 
 HOST_PREFIX, PAYMENT_PREFIX, REFUND_PREFIX = "ht_", "pay_", "re_"
-ONLINE_TERMINAL = "online"
+WALLET_REFUND_PREFIX, WALLET_TRADE_PREFIX = "wr_", "wt_"
+# Sources whose rows are told apart by an integer id (``num``), written 12 digits wide in ``id``.
+NUMERIC_PREFIXES = (HOST_PREFIX, WALLET_REFUND_PREFIX)
+ONLINE_TERMINAL, WALLET_TERMINAL = "online", "wallet"
 # Ledger transfer codes that bring a sale's money to a merchant, and take a refund's away.
 SALE_CODES = ("sale", "completion", "online_capture", "wallet_sale")
 REFUND_CODES = ("refund", "wallet_refund")
@@ -67,11 +72,11 @@ def _host_from() -> sa.FromClause:
 
 
 def host_rows(merchant_id: str | None) -> sa.Select:
-    uid = sa.literal(HOST_PREFIX)  # the full uid is made in Python from rrn_id
+    uid = sa.literal(HOST_PREFIX)  # the full uid is made in Python from num
     query = sa.select(
         uid.label("uid"), t.c.created_at.label("at"), t.c.merchant_id, t.c.terminal_id,
         host_method().label("method"), host_kind().label("kind"), t.c.status, t.c.amount_minor,
-        t.c.fee_minor, t.c.currency, t.c.pan_masked, t.c.id.label("rrn_id"), t.c.approval_code,
+        t.c.fee_minor, t.c.currency, t.c.pan_masked, t.c.id.label("num"), t.c.approval_code,
         sa.null().label("order_id"), t.c.response_code.label("reason"),
     ).select_from(_host_from())
     return query if merchant_id is None else query.where(t.c.merchant_id == merchant_id)
@@ -103,7 +108,7 @@ def payment_rows(merchant_id: str | None) -> sa.Select:
         sa.literal(ONLINE_TERMINAL).label("terminal_id"),
         payment_method().label("method"), sa.literal("sale").label("kind"), payment_status().label("status"),
         amount.label("amount_minor"), sa.func.coalesce(_trades.c.fee_minor, -1).label("fee_minor"), p.c.currency,
-        p.c.masked_pan.label("pan_masked"), sa.null().label("rrn_id"), sa.null().label("approval_code"),
+        p.c.masked_pan.label("pan_masked"), sa.null().label("num"), sa.null().label("approval_code"),
         payment_requests.c.order_id, p.c.failure_code.label("reason"),
     ).select_from(p.join(payment_requests, payment_requests.c.id == p.c.payment_request_id)
                   .outerjoin(_trades, _trades.c.trade_no == p.c.wallet_trade_no))
@@ -117,12 +122,54 @@ def refund_rows(merchant_id: str | None) -> sa.Select:
         sa.literal(ONLINE_TERMINAL).label("terminal_id"),
         payment_method().label("method"), sa.literal("refund").label("kind"), sa.literal("approved").label("status"),
         r.c.amount_minor, sa.literal(0).label("fee_minor"), r.c.currency, p.c.masked_pan.label("pan_masked"),
-        sa.null().label("rrn_id"), sa.null().label("approval_code"), payment_requests.c.order_id,
+        sa.null().label("num"), sa.null().label("approval_code"), payment_requests.c.order_id,
         sa.null().label("reason"),
     ).select_from(r.join(p, p.c.id == r.c.payment_id)
                   .join(payment_requests, payment_requests.c.id == r.c.payment_request_id)
                   .outerjoin(_trades, _trades.c.trade_no == p.c.wallet_trade_no))
     return query if merchant_id is None else query.where(r.c.merchant_id == merchant_id)
+
+
+def _wallet_method(trades: sa.FromClause) -> sa.ColumnElement[str]:
+    return sa.case((trades.c.funding == "card", PaymentMethod.WALLET_CARD.value),
+                   (trades.c.funding == "creditpay", PaymentMethod.CREDIT_PAY.value),
+                   else_=PaymentMethod.WALLET_BALANCE.value)
+
+
+def _gateway_only(trades: sa.FromClause) -> sa.ColumnElement[bool]:
+    """Trades of the wallet's merchant gateway alone: not a terminal's (the host journals
+    those) and not an online payment's (``payments`` has those)."""
+    return sa.and_(trades.c.terminal_id.is_(None),
+                   ~sa.exists().where(payments.c.wallet_trade_no == trades.c.trade_no))
+
+
+def wallet_trade_rows(merchant_id: str | None) -> sa.Select:
+    """Wallet gateway trades (docs/wallet-gateway.md): a sale once paid (at its payment time),
+    pending while waiting, reversed when closed unpaid; the order id is ``out_trade_no``."""
+    w = wallet_trades.alias("wg")
+    status = sa.case((w.c.paid_at.is_not(None), "approved"), (w.c.state == "WAIT_BUYER_PAY", "pending"),
+                     else_="reversed")
+    query = sa.select(
+        (sa.literal(WALLET_TRADE_PREFIX) + w.c.trade_no).label("uid"),
+        sa.func.coalesce(w.c.paid_at, w.c.created_at).label("at"), w.c.merchant_id,
+        sa.literal(WALLET_TERMINAL).label("terminal_id"), _wallet_method(w).label("method"),
+        sa.literal("sale").label("kind"), status.label("status"), w.c.total_amount_minor.label("amount_minor"),
+        w.c.fee_minor, w.c.currency, sa.null().label("pan_masked"), sa.null().label("num"),
+        sa.null().label("approval_code"), w.c.out_trade_no.label("order_id"), sa.null().label("reason"),
+    ).where(_gateway_only(w))
+    return query if merchant_id is None else query.where(w.c.merchant_id == merchant_id)
+
+
+def wallet_refund_rows(merchant_id: str | None) -> sa.Select:
+    w, r = wallet_trades.alias("wg"), wallet_refunds
+    query = sa.select(
+        sa.literal(WALLET_REFUND_PREFIX).label("uid"), r.c.created_at.label("at"), w.c.merchant_id,
+        sa.literal(WALLET_TERMINAL).label("terminal_id"), _wallet_method(w).label("method"),
+        sa.literal("refund").label("kind"), sa.literal("approved").label("status"), r.c.amount_minor,
+        sa.literal(0).label("fee_minor"), w.c.currency, sa.null().label("pan_masked"), r.c.id.label("num"),
+        sa.null().label("approval_code"), w.c.out_trade_no.label("order_id"), sa.null().label("reason"),
+    ).select_from(r.join(w, w.c.trade_no == r.c.trade_no)).where(_gateway_only(w), r.c.amount_minor > 0)
+    return query if merchant_id is None else query.where(w.c.merchant_id == merchant_id)
 
 
 # --- the ledger's side of a statement -------------------------------------------------------
