@@ -24,7 +24,8 @@ _STATEMENT_TYPES = {"csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
 
 
 class TransactionOut(BaseModel):
-    id: str = Field(description="ht_<12 digits> (card present), pay_/re_ (online payment/refund), wt_/wr_ (wallet gateway)")
+    id: str = Field(description="ht_<12 digits> (card present), pay_/re_ (online payment/refund), "
+                                "wt_/wr_ (wallet gateway)")
     at: str
     merchant_id: str
     terminal_id: str = Field(description="The terminal, 'online' or 'wallet'")
