@@ -337,3 +337,21 @@ pricing_cache_ttl_s = 5.0
 # Assignments listed / kept in cache per merchant (the newest), and charges a billing run posts.
 pricing_assignments_listed_max = 100
 pricing_bill_merchants_max = 100_000
+# --- reports and reconciliation (issue 7, docs/reports.md, docs/reconciliation.md) ----------
+# Transaction search: rows per page (default and most), and the longest time range a search
+# or a statement may span.
+reports_page_size_default = 50
+reports_page_size_max = 500
+reports_range_days_max = 366
+# Rollups fold journal rows (and reversal postings) at least this old, so that a transaction
+# still in flight (its id taken, not yet committed) is never skipped by the watermark.
+reports_fold_lag_s = 5.0
+# Journal rows folded per transaction of a refresh (a long refresh commits as it goes).
+reports_fold_batch_rows_max = 200_000
+# How often `paypos serve` refreshes the rollups.
+reports_refresh_interval_s = 60.0
+# Operator report: merchants in the top list, and the longest statement a PDF holds.
+reports_top_merchants_max = 100
+# Reconciliation: exceptions a listing shows, and a resolution note's length.
+recon_page_size_max = 500
+recon_resolution_chars_max = 500

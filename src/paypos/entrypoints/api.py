@@ -58,9 +58,11 @@ def create_app(
     notify_interval_s: float | None = limits.wallet_notify_poll_interval_s,
     webhook_interval_s: float | None = limits.webhook_poll_interval_s,
     escrow_release_interval_s: float | None = limits.escrow_release_sweep_interval_s,
+    reports_refresh_interval_s: float | None = None,
 ) -> FastAPI:
     """The API; its lifespan runs the hold-expiry sweeper, the wallet's notifier and the
-    webhook delivery loop (``None`` turns any off, as tests that drive them by hand do)."""
+    webhook delivery loop (``None`` turns any off, as tests that drive them by hand do), and
+    the reports' rollup refresh when given an interval (``paypos serve`` does)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_api: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +76,10 @@ def create_app(
             tasks.append(asyncio.create_task(run_deliveries(app, webhook_interval_s, schedule)))
         if escrow_release_interval_s:
             tasks.append(asyncio.create_task(run_escrow_releases(app, escrow_release_interval_s)))
+        if reports_refresh_interval_s:
+            from paypos.services.reports import run_refresh
+
+            tasks.append(asyncio.create_task(run_refresh(app, reports_refresh_interval_s)))
         try:
             yield
         finally:
@@ -100,6 +106,7 @@ def create_app(
     from paypos.entrypoints.api_prepaid import install_prepaid_routes
     from paypos.entrypoints.api_settlement import install_settlement_routes
     from paypos.entrypoints.api_pricing import install_pricing_routes
+    from paypos.entrypoints.api_reports import install_reports_routes
     from paypos.entrypoints.api_webhooks import install_webhook_routes
 
     install_buyer_routes(api)
@@ -114,6 +121,7 @@ def create_app(
     install_console_routes(api)  # the web console at /console/ (docs/console.md)
     install_settlement_routes(api)
     install_pricing_routes(api)
+    install_reports_routes(api)
     return api
 
 

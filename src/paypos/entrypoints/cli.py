@@ -43,6 +43,7 @@ from paypos.entrypoints.cli_terminals import terminals_app
 from paypos.entrypoints.cli_console import console_app
 from paypos.entrypoints.cli_settlement import bank_app, settlement_app
 from paypos.entrypoints.cli_pricing import pricing_app
+from paypos.entrypoints.cli_reports import recon_app, reports_app
 
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
@@ -69,6 +70,8 @@ app.add_typer(console_app, name="console")
 app.add_typer(settlement_app, name="settlement")
 app.add_typer(bank_app, name="bank")
 app.add_typer(pricing_app, name="pricing")
+app.add_typer(reports_app, name="reports")
+app.add_typer(recon_app, name="recon")
 
 out = Console()
 err = Console(stderr=True)
@@ -213,7 +216,7 @@ async def _serve(
     if iso is not None:
         await iso.start()
     server = uvicorn.Server(uvicorn.Config(
-        create_app(paypos), host=host, port=http_port, log_level=log_level,
+        create_app(paypos, reports_refresh_interval_s=limits.reports_refresh_interval_s), host=host, port=http_port, log_level=log_level,
         timeout_graceful_shutdown=limits.http_shutdown_timeout_s,
     ))
     if servers is not None:

@@ -995,3 +995,61 @@ pricing_charges = sa.Table(
     sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
     sa.Index("ix_pricing_charges_merchant_status", "merchant_id", "status"),
 )
+# --- issue 7: reports ------------------------------------------------------------------------
+
+# Pre-aggregated card-present journal (host_transactions) per merchant, UTC hour, method,
+# terminal, kind and status, for dashboards over millions of rows (services/reports.py). Rows
+# up to a watermark are folded once; reversals after folding are moved by a correction pass.
+report_rollups = sa.Table(
+    "report_rollups",
+    metadata,
+    sa.Column("merchant_id", sa.String(15), primary_key=True),
+    sa.Column("bucket_start", UTCDateTime, primary_key=True),  # the UTC hour
+    sa.Column("method", sa.String(24), primary_key=True),  # domain.pricing.PaymentMethod
+    sa.Column("terminal_id", sa.String(8), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),  # sale | refund | preauth | balance
+    sa.Column("status", sa.String(16), primary_key=True),  # approved | declined | reversed | pending | completed
+    sa.Column("currency", sa.String(3), primary_key=True),  # ISO 4217 alpha
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("fee_minor", sa.BigInteger, nullable=False),
+    sa.Index("ix_report_rollups_bucket", "bucket_start"),
+)
+
+# How far each source is folded into report_rollups: "host_transactions" (highest journal id)
+# and "ledger_reversals" (highest ledger_transfers.seq whose reversal was applied).
+report_watermarks = sa.Table(
+    "report_watermarks",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Differences reconciliation found (docs/reconciliation.md): terminal batch vs host journal
+# (kinds missing_at_host, missing_at_terminal, amount_differs, reversed) and, later, the bank's
+# payout statement vs the ledger (payout_*). open → resolved, with who and why (audit-logged).
+reconciliation_exceptions = sa.Table(
+    "reconciliation_exceptions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("merchant_id", sa.String(15), nullable=False),
+    sa.Column("terminal_id", sa.String(8), nullable=True),
+    sa.Column("batch_no", sa.Integer, nullable=True),
+    sa.Column("transaction_ref", sa.String(64), nullable=False),  # "<terminal>:<transmission_dt>:<stan>"
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("terminal_amount_minor", sa.BigInteger, nullable=True),
+    sa.Column("host_amount_minor", sa.BigInteger, nullable=True),
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("status", sa.String(8), nullable=False),  # open | resolved
+    sa.Column("resolution", sa.String(500), nullable=True),
+    sa.Column("resolved_by", sa.String(96), nullable=True),
+    sa.Column("resolved_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("kind", "transaction_ref", name="uq_reconciliation_exceptions_kind_ref"),
+    sa.Index("ix_reconciliation_exceptions_status_id", "status", "id"),
+)
+
+# A merchant's journal by time: the transaction search's pages and statements' periods.
+sa.Index("ix_host_transactions_merchant_created", host_transactions.c.merchant_id, host_transactions.c.created_at)
