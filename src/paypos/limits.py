@@ -296,3 +296,11 @@ console_totp_window_steps = 1
 # Pages: rows per table page; users an operator page lists.
 console_page_rows = 25
 console_users_listed_max = 500
+# --- issue 7: console merchant lifecycle (docs/console.md) ----------------------------------
+# The public application form (/console/apply, no sign-in): applications accepted per client IP
+# address per window, and from all addresses together (a flood from many addresses).
+console_public_applications_per_ip_max = 5
+console_public_applications_global_max = 200
+console_public_applications_window_s = 3600
+# The one-time password shown when an operator creates an approved merchant's owner login.
+console_owner_password_bytes = 15
