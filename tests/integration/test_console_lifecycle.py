@@ -35,6 +35,12 @@ def actions(app: App, action: str) -> list[audit.AuditEntry]:
         return [e for e in audit.entries(uow, limit=500) if e.action == action]
 
 
+def found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match, text[:2000]
+    return match.group(1)
+
+
 def apply_form(browser: TestClient) -> dict[str, str]:
     page = browser.get("/console/apply")
     assert page.status_code == 200
@@ -72,7 +78,7 @@ def test_an_applicant_applies_with_a_document_without_signing_in_and_a_resend_ma
     first = apply(browser, form)
     again = apply(browser, form)
     assert first.status_code == again.status_code == 200
-    ids = {re.search(r'id="application-id">([^<]+)<', r.text).group(1) for r in (first, again)}  # type: ignore[union-attr]
+    ids = {found(r'id="application-id">([^<]+)<', r.text) for r in (first, again)}
     assert len(ids) == 1
     with app.uow(write=False) as uow:
         shown = onboarding.get_application(uow, ids.pop())
@@ -209,7 +215,7 @@ def test_an_owner_requests_a_terminal_once_and_the_operator_provisions_it_showin
 
     reviewer = signed_in(api, user("reviewer"))
     listing = reviewer.get("/console/ops/terminals").text
-    request_id = re.search(r'/console/ops/terminal-requests/(trq_[a-z0-9]+)/provision', listing).group(1)  # type: ignore[union-attr]
+    request_id = found(r'/console/ops/terminal-requests/(trq_[a-z0-9]+)/provision', listing)
     token = csrf(reviewer)
     package = reviewer.post(f"/console/ops/terminal-requests/{request_id}/provision", data={"csrf_token": token})
     assert package.status_code == 200 and "Shown once" in package.text
