@@ -302,5 +302,7 @@ console_users_listed_max = 500
 console_public_applications_per_ip_max = 5
 console_public_applications_global_max = 200
 console_public_applications_window_s = 3600
+# Any console POST (forms are small; the application form carries two documents): larger is 413.
+console_form_bytes_max = 2 * document_bytes_max + 64 * 1024
 # The one-time password shown when an operator creates an approved merchant's owner login.
 console_owner_password_bytes = 15

@@ -245,3 +245,47 @@ def test_a_cashier_cannot_reach_terminals_and_another_merchant_cannot_see_a_cafe
     assert shop.get("/console/terminals/CAFE0001").status_code == 404
     assert "CAFE0001" not in shop.get("/console/terminals").text
     assert signed_in(api, OWNER).get("/console/terminals/CAFE0001").status_code == 200
+
+
+def test_a_new_activation_code_replaces_the_old_one_and_is_shown_once(api: Any, app: App) -> None:
+    with app.uow() as uow:
+        request = terminal_service.apply(uow, "cli:test", app.clock(), CAFE, "Counter 9")
+        old = terminal_service.provision(uow, app.vault, "cli:test", app.clock(), request["request_id"])["package"]
+        uow.commit()
+    reviewer = signed_in(api, user("reviewer"))
+    token = csrf(reviewer)
+    fresh = reviewer.post(f"/console/ops/terminals/{old['terminal_id']}/new-code", data={"csrf_token": token})
+    assert fresh.status_code == 200 and "Shown once" in fresh.text
+    code = found(r'id="package-code">([^<]+)<', fresh.text)
+    with app.uow() as uow:
+        with pytest.raises(terminal_service.WrongActivationCode):
+            terminal_service.activate(uow, app.vault, "cli:test", app.clock(), old["terminal_id"],
+                                      old["activation_code"])
+        assert terminal_service.activate(uow, app.vault, "cli:test", app.clock(), old["terminal_id"],
+                                         code)["status"] == "active"
+        uow.commit()
+    refused = reviewer.post(f"/console/ops/terminals/{old['terminal_id']}/new-code", data={"csrf_token": token})
+    assert refused.status_code == 303 and not actions(app, "terminal.new_activation_code")[1:]
+
+
+def test_a_document_with_a_chinese_name_downloads_under_its_name(api: Any, app: App) -> None:
+    browser = TestClient(api, follow_redirects=False)
+    answer = apply(browser, apply_form(browser), files={"document": ("身份证.pdf", PDF, "application/pdf")})
+    application_id = found(r'id="application-id">([^<]+)<', answer.text)
+    reviewer = signed_in(api, user("reviewer"))
+    detail = reviewer.get(f"/console/ops/applications/{application_id}").text
+    download = reviewer.get("/console/ops/documents/" + found(r'/console/ops/documents/(doc_[a-z0-9]+)', detail))
+    assert download.status_code == 200 and download.content == PDF
+    assert download.headers["content-disposition"] == (
+        "attachment; filename=\"___.pdf\"; filename*=UTF-8''%E8%BA%AB%E4%BB%BD%E8%AF%81.pdf")
+
+
+def test_a_console_form_over_the_size_limit_is_413_before_it_is_read(
+        api: Any, app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    browser = TestClient(api, follow_redirects=False)
+    form = apply_form(browser)
+    monkeypatch.setattr(limits, "console_form_bytes_max", 4_000)
+    big = apply(browser, form, files={"document": ("scan.png", PNG + b"\x00" * 5_000, "image/png")})
+    assert big.status_code == 413 and big.headers["x-frame-options"] == "DENY"
+    with app.uow(write=False) as uow:
+        assert onboarding.list_applications(uow) == []

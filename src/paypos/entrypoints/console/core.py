@@ -224,6 +224,12 @@ def _endpoint(entry: Page) -> Callable[[Request], Any]:
         form: dict[str, str] = {}
         files: dict[str, Upload] = {}
         if request.method == "POST":
+            size = request.headers.get("content-length", "")
+            if not size.isdigit() or int(size) > limits.console_form_bytes_max:  # before reading any of it
+                status = 411 if not size.isdigit() else 413
+                return Response("a console form must be sent with its length, at most "
+                                f"{limits.console_form_bytes_max} bytes", status_code=status,
+                                media_type="text/plain", headers=SECURITY_HEADERS)
             raw = await request.form()
             form = {k: v for k, v in raw.items() if isinstance(v, str)}
             for name, value in raw.items():

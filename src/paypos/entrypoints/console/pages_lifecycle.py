@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from fastapi.responses import Response
 
@@ -207,7 +208,14 @@ def document_download(ctx: Ctx) -> Response:
         except onboarding.DocumentNotFound:
             raise NotFound() from None
     return Response(content, media_type=shown["media_type"], headers={
-        "Content-Disposition": f'attachment; filename="{shown["file_name"]}"', "X-Content-Type-Options": "nosniff"})
+        "Content-Disposition": attachment(shown["file_name"]), "X-Content-Type-Options": "nosniff"})
+
+
+def attachment(file_name: str) -> str:
+    """RFC 6266: an ASCII fallback name and the real (UTF-8, percent-encoded) one; the stored name
+    is already sanitised (letters, digits, '.', '-', '_', spaces), so nothing breaks the header."""
+    fallback = "".join(c if c.isascii() and (c.isalnum() or c in ".-_ ") else "_" for c in file_name) or "document"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
 # --- merchant status (admin) ----------------------------------------------------------------------
@@ -291,6 +299,23 @@ def _terminal_action(ctx: Ctx, action: str) -> Response:
     if action == "replace":
         return _package_page(ctx, provisioned)
     return ctx.redirect(PREFIX + "/ops/terminals", f"Terminal {terminal_id}: {action} done.")
+
+
+@page("/ops/terminals/{terminal_id}/new-code", methods=("POST",), permission=P.OPS_TERMINALS_MANAGE,
+      section="operator", params={"terminal_id": "terminal"})
+def terminal_new_code(ctx: Ctx) -> Response:
+    """A fresh activation code (shown once) for a provisioned terminal whose code expired or locked."""
+    terminal_id = ctx.path_param("terminal_id")
+    try:
+        with ctx.app.uow() as uow:
+            fresh = terminal_service.new_activation_code(uow, ctx.app.vault, ctx.actor, ctx.now(), terminal_id)
+            uow.commit()
+    except terminal_service.TerminalNotFound:
+        raise NotFound() from None
+    except rules.IllegalTransition as error:
+        return ctx.redirect(PREFIX + "/ops/terminals", f"Refused: {error}")
+    return ctx.render("ops_terminal_code.html", terminal_id=terminal_id, code=fresh["activation_code"],
+                      expires_at=fresh["activation_expires_at"])
 
 
 def _terminal_route(action: str) -> None:
