@@ -93,6 +93,8 @@ def test_the_public_form_refuses_a_missing_token_a_missing_document_and_a_bad_id
     assert apply(browser, apply_form(browser), files={}).status_code == 422
     bad = apply(browser, {**apply_form(browser), "id_number": "123"})  # each answer sets a fresh form token
     assert bad.status_code == 422 and "id_number" in bad.text and "Lotus Tea House" in bad.text
+    bad_phone = apply(browser, {**apply_form(browser), "phone": "12"})
+    assert bad_phone.status_code == 422 and "360426199101010071" not in bad_phone.text  # never echoed
     fake = apply(browser, apply_form(browser), files={"document": ("x.pdf", b"MZ not a pdf", "application/pdf")})
     assert fake.status_code == 422
     with app.uow(write=False) as uow:
@@ -190,7 +192,11 @@ def test_an_admin_suspends_with_a_reason_and_reactivates_a_merchant_and_both_are
     wrong = admin.post(f"/console/ops/merchants/{CAFE}/activate", data={"csrf_token": token})
     assert wrong.status_code == 303 and not actions(app, "merchant.activate")  # suspended is not approved
     assert admin.post(f"/console/ops/merchants/{CAFE}/reactivate", data={"csrf_token": token}).status_code == 303
+    assert admin.post(f"/console/ops/merchants/{CAFE}/close",
+                      data={"csrf_token": token, "reason": "owner retired"}).status_code == 303
+    assert "closed" in admin.get(f"/console/ops/merchants/{CAFE}").text
     assert [e.details.get("reason") for e in actions(app, "merchant.suspend")] == ["chargeback spike"]
+    assert [e.details.get("reason") for e in actions(app, "merchant.close")] == ["owner retired"]
     assert actions(app, "merchant.reactivate")
     log = admin.get(f"/console/ops/audit?merchant={CAFE}").text
     assert "merchant.suspend" in log and "merchant.reactivate" in log
@@ -289,3 +295,10 @@ def test_a_console_form_over_the_size_limit_is_413_before_it_is_read(
     assert big.status_code == 413 and big.headers["x-frame-options"] == "DENY"
     with app.uow(write=False) as uow:
         assert onboarding.list_applications(uow) == []
+
+
+def test_a_console_post_without_a_length_is_411(api: Any) -> None:
+    owner = signed_in(api, OWNER)
+    chunked = owner.post("/console/terminals", content=iter([b"csrf_token=x&location=y"]),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert chunked.status_code == 411
