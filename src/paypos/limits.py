@@ -355,3 +355,13 @@ reports_top_merchants_max = 100
 # Reconciliation: exceptions a listing shows, and a resolution note's length.
 recon_page_size_max = 500
 recon_resolution_chars_max = 500
+# --- issue 7: console merchant lifecycle (docs/console.md) ----------------------------------
+# The public application form (/console/apply, no sign-in): applications accepted per client IP
+# address per window, and from all addresses together (a flood from many addresses).
+console_public_applications_per_ip_max = 5
+console_public_applications_global_max = 200
+console_public_applications_window_s = 3600
+# Any console POST (forms are small; the application form carries two documents): larger is 413.
+console_form_bytes_max = 2 * document_bytes_max + 64 * 1024
+# The one-time password shown when an operator creates an approved merchant's owner login.
+console_owner_password_bytes = 15

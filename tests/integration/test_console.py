@@ -294,7 +294,8 @@ def _cafe_objects(app: App, client: TestClient, cards: dict[str, dict[str, Any]]
         event_id = connection.execute(sa.text("SELECT id FROM events WHERE merchant_id = :m LIMIT 1"),
                                       {"m": CAFE}).scalar_one()
     return {"payment": payment_id, "dispute": dispute.json()["id"], "card_sale": f"{sale_id:012d}",
-            "api_key": catalog.merchant_api_key(CAFE)[0], "event": str(event_id), "user": CASHIER.id}
+            "api_key": catalog.merchant_api_key(CAFE)[0], "event": str(event_id), "user": CASHIER.id,
+            "terminal": "CAFE0001"}
 
 
 def test_another_merchants_ids_are_404_on_every_merchant_page(

@@ -21,7 +21,8 @@ _ASSETS = {"console.css": "text/css", "htmx.min.js": "text/javascript", "console
 
 def install_console_routes(api: FastAPI) -> None:
     # Imported for their @page registrations (once: the registry is module state).
-    from paypos.entrypoints.console import pages_auth, pages_merchant, pages_operator  # noqa: F401
+    from paypos.entrypoints.console import (pages_auth, pages_lifecycle, pages_merchant,  # noqa: F401
+                                            pages_operator)
 
     @api.get(core.PREFIX, include_in_schema=False)
     def console_root() -> Response:

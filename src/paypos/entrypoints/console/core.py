@@ -29,6 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from paypos import limits
 from paypos.bootstrap import App
@@ -91,6 +92,15 @@ def page(path: str, *, methods: tuple[str, ...] = ("GET",), permission: Permissi
     return register
 
 
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file, read up to ``limits.document_bytes_max`` + 1 bytes (so "too big" is seen)."""
+
+    file_name: str
+    media_type: str
+    content: bytes
+
+
 @dataclass
 class Ctx:
     """What a page handler gets: the app, the request, the session (None on public pages), the form."""
@@ -101,6 +111,7 @@ class Ctx:
     form: dict[str, str]
     page: Page
     cookies_out: list[tuple[str, str, int]] = field(default_factory=list)
+    files: dict[str, Upload] = field(default_factory=dict)  # a multipart form's files (the first per name)
 
     @property
     def user(self) -> auth.ConsoleUser:
@@ -211,10 +222,21 @@ def install_pages(api: FastAPI) -> None:
 def _endpoint(entry: Page) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         form: dict[str, str] = {}
+        files: dict[str, Upload] = {}
         if request.method == "POST":
+            size = request.headers.get("content-length", "")
+            if not size.isdigit() or int(size) > limits.console_form_bytes_max:  # before reading any of it
+                status = 411 if not size.isdigit() else 413
+                return Response("a console form must be sent with its length, at most "
+                                f"{limits.console_form_bytes_max} bytes", status_code=status,
+                                media_type="text/plain", headers=SECURITY_HEADERS)
             raw = await request.form()
             form = {k: v for k, v in raw.items() if isinstance(v, str)}
-        response = await run_in_threadpool(_handle, entry, request, form)
+            for name, value in raw.items():
+                if isinstance(value, UploadFile) and value.filename and name not in files:
+                    content = await value.read(limits.document_bytes_max + 1)
+                    files[name] = Upload(value.filename, value.content_type or "", content)
+        response = await run_in_threadpool(_handle, entry, request, form, files)
         response.headers.update(SECURITY_HEADERS)
         return response
 
@@ -222,7 +244,7 @@ def _endpoint(entry: Page) -> Callable[[Request], Any]:
     return endpoint
 
 
-def _handle(entry: Page, request: Request, form: dict[str, str]) -> Response:
+def _handle(entry: Page, request: Request, form: dict[str, str], files: dict[str, Upload] | None = None) -> Response:
     app: App = request.app.state.paypos
     session = None
     if entry.permission != PUBLIC:
@@ -232,7 +254,7 @@ def _handle(entry: Page, request: Request, form: dict[str, str]) -> Response:
         refused = _refusal(entry, request, session, form)
         if refused is not None:
             return refused
-    ctx = Ctx(app, request, session, form, entry)
+    ctx = Ctx(app, request, session, form, entry, files=files or {})
     try:
         response = entry.handler(ctx)
     except NotFound:

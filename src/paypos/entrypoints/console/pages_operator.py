@@ -13,6 +13,7 @@ from paypos.domain.console_roles import Permission as P
 from paypos.domain.money import MoneyError, currency
 from paypos.entrypoints.console.core import PREFIX, Ctx, NotFound, page
 from paypos.services import audit
+from paypos.services import terminals as terminal_service
 from paypos.services import console_auth as auth
 
 
@@ -40,7 +41,8 @@ def merchant_detail(ctx: Ctx) -> Response:
         terminals = _terminals(uow, merchant.merchant_id)
         users = auth.list_users(uow, merchant_id=merchant.merchant_id)
         recent = audit.entries(uow, merchant_id=merchant.merchant_id, limit=20)
-    return ctx.render("ops_merchant.html", merchant=merchant, terminals=terminals, users=users, entries=recent)
+    return ctx.render("ops_merchant.html", merchant=merchant, terminals=terminals, users=users, entries=recent,
+                      manage=ctx.can(P.OPS_MERCHANTS_MANAGE))
 
 
 def _terminals(uow: object, merchant_id: str | None) -> list[dict[str, object]]:
@@ -55,9 +57,10 @@ def _terminals(uow: object, merchant_id: str | None) -> list[dict[str, object]]:
 
 @page("/ops/terminals", permission=P.OPS_TERMINALS_VIEW, nav="Terminals", section="operator")
 def terminals(ctx: Ctx) -> Response:
+    """Terminals and open requests (provision, suspend, resume, replace: pages_lifecycle.py)."""
     with ctx.app.uow(write=False) as uow:
-        found = _terminals(uow, None)
-    return ctx.render("ops_terminals.html", terminals=found)
+        found = terminal_service.list_terminals(uow)
+    return ctx.render("ops_terminals.html", terminals=found, manage=ctx.can(P.OPS_TERMINALS_MANAGE))
 
 
 @page("/ops/disputes", permission=P.OPS_DISPUTES_VIEW, nav="Disputes", section="operator")
