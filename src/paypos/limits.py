@@ -325,3 +325,7 @@ settlement_in_flight_margin_s = 60
 settlement_page_size_max = 500
 # Clearing files and bank statements read at most this many bytes.
 clearing_file_bytes_max = 256 * 1024 * 1024
+
+# --- issue 7: console settlement pages (csettle, docs/console.md) ---------------------------------
+console_upload_bytes_max = 5 * 1024 * 1024  # an uploaded bank statement (CSV); larger is refused
+console_settlement_rows_max = 500  # rows a settlement list pages through (settlement_page_size_max)

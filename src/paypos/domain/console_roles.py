@@ -35,24 +35,30 @@ class Permission(StrEnum):
     WEBHOOKS_MANAGE = "merchant.webhooks.manage"
     TEAM_MANAGE = "merchant.team.manage"
     DISPUTES_MANAGE = "merchant.disputes.manage"
+    SETTLEMENTS_VIEW = "merchant.settlements.view"  # settlements and payouts (issue 7 csettle)
+    BANK_MANAGE = "merchant.bank.manage"  # bind and confirm the payout bank account
     # operator side
     OPS_MERCHANTS_VIEW = "ops.merchants.view"
     OPS_TERMINALS_VIEW = "ops.terminals.view"
     OPS_DISPUTES_VIEW = "ops.disputes.view"
     OPS_AUDIT_VIEW = "ops.audit.view"
     OPS_USERS_MANAGE = "ops.users.manage"
+    OPS_SETTLEMENT_MANAGE = "ops.settlement.manage"  # runs, payouts, files, statements, holidays, settings
 
 
 P = Permission
 _OPERATOR_COMMON = {P.ACCOUNT_SELF, P.OPS_MERCHANTS_VIEW, P.OPS_TERMINALS_VIEW}
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset({P.ACCOUNT_SELF, P.DASHBOARD_VIEW, P.SALES_VIEW, P.SALES_REFUND, P.KEYS_MANAGE,
-                           P.WEBHOOKS_MANAGE, P.TEAM_MANAGE, P.DISPUTES_MANAGE}),
+                           P.WEBHOOKS_MANAGE, P.TEAM_MANAGE, P.DISPUTES_MANAGE}
+                          | {P.SETTLEMENTS_VIEW, P.BANK_MANAGE}),
     Role.CASHIER: frozenset({P.ACCOUNT_SELF, P.SALES_VIEW, P.SALES_REFUND}),
     Role.REVIEWER: frozenset(_OPERATOR_COMMON),
     Role.RISK: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW}),
-    Role.FINANCE: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW}),
-    Role.ADMIN: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW, P.OPS_USERS_MANAGE}),
+    Role.FINANCE: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW}
+                            | {P.OPS_SETTLEMENT_MANAGE}),
+    Role.ADMIN: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW, P.OPS_USERS_MANAGE}
+                          | {P.OPS_SETTLEMENT_MANAGE}),
 }
 
 

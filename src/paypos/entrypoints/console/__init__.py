@@ -22,6 +22,7 @@ _ASSETS = {"console.css": "text/css", "htmx.min.js": "text/javascript", "console
 def install_console_routes(api: FastAPI) -> None:
     # Imported for their @page registrations (once: the registry is module state).
     from paypos.entrypoints.console import pages_auth, pages_merchant, pages_operator  # noqa: F401
+    from paypos.entrypoints.console import pages_settlement  # noqa: F401
 
     @api.get(core.PREFIX, include_in_schema=False)
     def console_root() -> Response:

@@ -29,6 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from paypos import limits
 from paypos.bootstrap import App
@@ -101,6 +102,7 @@ class Ctx:
     form: dict[str, str]
     page: Page
     cookies_out: list[tuple[str, str, int]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # uploaded files of a multipart POST
 
     @property
     def user(self) -> auth.ConsoleUser:
@@ -211,10 +213,14 @@ def install_pages(api: FastAPI) -> None:
 def _endpoint(entry: Page) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         form: dict[str, str] = {}
+        files: dict[str, bytes] = {}
         if request.method == "POST":
             raw = await request.form()
             form = {k: v for k, v in raw.items() if isinstance(v, str)}
-        response = await run_in_threadpool(_handle, entry, request, form)
+            for k, v in raw.items():  # at most one byte over the cap is read: the page refuses it
+                if isinstance(v, UploadFile):
+                    files[k] = await v.read(limits.console_upload_bytes_max + 1)
+        response = await run_in_threadpool(_handle, entry, request, form, files)
         response.headers.update(SECURITY_HEADERS)
         return response
 
@@ -222,7 +228,7 @@ def _endpoint(entry: Page) -> Callable[[Request], Any]:
     return endpoint
 
 
-def _handle(entry: Page, request: Request, form: dict[str, str]) -> Response:
+def _handle(entry: Page, request: Request, form: dict[str, str], files: dict[str, bytes] | None = None) -> Response:
     app: App = request.app.state.paypos
     session = None
     if entry.permission != PUBLIC:
@@ -232,7 +238,7 @@ def _handle(entry: Page, request: Request, form: dict[str, str]) -> Response:
         refused = _refusal(entry, request, session, form)
         if refused is not None:
             return refused
-    ctx = Ctx(app, request, session, form, entry)
+    ctx = Ctx(app, request, session, form, entry, files=files or {})
     try:
         response = entry.handler(ctx)
     except NotFound:
