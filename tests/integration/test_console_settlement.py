@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from paypos import limits
 from paypos.bootstrap import App
 from paypos.domain.ledger import TransferRequest
 from paypos.networks.sandbox import catalog
@@ -201,8 +202,8 @@ def test_a_run_by_finance_pays_out_on_the_owners_page_and_the_file_and_statement
                                 files={"statement": ("statement.csv", statement, "text/csv")})
         assert imported.status_code == 200, imported.text
         expected = ("1", "0") if round_ == 1 else ("0", "1")  # (paid, already applied)
-        assert (re.search(r'id="statement-paid">(\d+)<', imported.text).group(1),  # type: ignore[union-attr]
-                re.search(r'id="statement-skipped">(\d+)<', imported.text).group(1)) == expected  # type: ignore[union-attr]
+        counts = [re.search(rf'id="statement-{name}">(\d+)<', imported.text) for name in ("paid", "skipped")]
+        assert tuple(found.group(1) if found else None for found in counts) == expected
     (payout,) = [p for p in owner.get("/console/settlements").text.split("<tr>") if payout_id in p]
     assert 'class="payout-status">paid<' in payout
     finance_actor = f"user:{FINANCE.id}"
@@ -247,6 +248,9 @@ def test_bad_run_input_a_holiday_and_a_bad_statement_are_refused_with_their_reas
         files = {"statement": ("s.csv", data, "text/csv")} if data else None
         bad = finance.post("/console/ops/settlement/statements", data={"csrf_token": token}, files=files)
         assert bad.status_code == 422 and reason in bad.text, data
+    too_big = finance.post("/console/ops/settlement/statements", data={"csrf_token": token},
+                           files={"statement": ("big.csv", b"H" * (limits.console_upload_bytes_max + 1), "text/csv")})
+    assert too_big.status_code == 422 and f"at most {limits.console_upload_bytes_max} bytes" in too_big.text
     assert finance.post("/console/ops/settlement/clearing-file",
                         data={"csrf_token": token, "business_date": "23/11/2026"}).status_code == 422
     assert actions(app, "settlement.statement_import") == [] and actions(app, "settlement.file") == []

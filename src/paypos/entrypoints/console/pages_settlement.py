@@ -307,9 +307,9 @@ def _settings_view(ctx: Ctx, merchant_id: str, *, errors: dict[str, str] | None 
         if merchant is None:
             raise NotFound()
         current = settlement.settings_json(settlement.get_settings(uow, merchant_id))
+    typed = {k: v for k, v in (values or {}).items() if v}  # what was sent, shown again next to its error
     return ctx.render("settlement_settings.html", http_status=status, merchant=merchant,
-                      settings={**current, **{k: v for k, v in (values or {}).items() if v}}, errors=errors or {}, cycles=_CYCLES,
-                      weekdays=rules.WEEKDAYS)
+                      settings={**current, **typed}, errors=errors or {}, cycles=_CYCLES, weekdays=rules.WEEKDAYS)
 
 
 @page("/ops/settlement/merchants/{merchant_id}", permission=P.OPS_SETTLEMENT_MANAGE, section="operator",
