@@ -299,3 +299,43 @@ def test_a_cashier_is_refused_the_settlement_pages_and_a_reviewer_the_finance_pa
                          data={"csrf_token": token, "business_date": "2026-11-23"}).status_code == 403
     nav = signed_in(api, FINANCE).get("/console/ops/merchants").text
     assert "Settlement runs" in nav and "Settlement runs" not in reviewer.get("/console/ops/merchants").text
+
+
+# --- the payout leg of reconciliation ------------------------------------------------------------------------
+
+def test_payout_exceptions_show_a_returned_payout_a_status_without_its_transfer_and_a_stale_one(
+        api: Any, app: App, clock: FakeClock) -> None:
+    from paypos.adapters.db.schema import payouts as payouts_table
+    from paypos.services import payout_recon
+
+    account_id = bind_and_confirm(signed_in(api, OWNER), app)
+    sale(app, "console-settle-3", 10_000, 60)
+    finance = run_monday(app, api, clock)
+    payout_id = f"po_{CAFE}_20261123"
+    page = finance.get("/console/ops/settlement/exceptions").text
+    assert "Every payout reconciles" in page and payout_id not in page
+    with app.uow() as uow:
+        settlement.flag_bank_account(uow, account_id, "account_closed", "cli:test", clock())
+        uow.commit()
+    token = csrf(finance)
+    clearing = finance.post("/console/ops/settlement/clearing-file", data={"csrf_token": token,
+                                                                         "business_date": "2026-11-23"})
+    clock.advance(4 * 24 * 3600)  # sent four days ago, no statement yet
+    with app.uow(write=False) as uow:
+        (stale,) = payout_recon.payout_exceptions(uow, clock())
+    assert (stale["payout_id"], stale["exceptions"]) == (payout_id, ["sent_unanswered"])
+    with app.uow(write=False) as uow:
+        statement = settlement.bank_import(uow, app.vault, clearing.content, clock())
+    finance = signed_in(api, FINANCE)  # four days later: a new session
+    imported = finance.post("/console/ops/settlement/statements", data={"csrf_token": csrf(finance)},
+                            files={"statement": ("statement.csv", statement, "text/csv")})
+    assert re.search(r'id="statement-returned">1<', imported.text)
+    row = finance.get(f"/console/ops/settlement/exceptions?merchant={CAFE}&date=2026-11-23").text
+    assert payout_id in row and 'class="exception-kinds">returned<' in row and "(R02)" in row
+    with app.engine.begin() as connection:  # a status no transfer backs: what reconciliation must catch
+        connection.execute(payouts_table.update().where(payouts_table.c.id == payout_id).values(status="paid"))
+    with app.uow(write=False) as uow:
+        (wrong,) = payout_recon.payout_exceptions(uow, clock(), merchant_id=CAFE)
+    assert wrong["exceptions"] == ["paid_transfer_missing"] and wrong["return_transfer_minor"] == 9_940
+    assert finance.get("/console/ops/settlement/exceptions?date=not-a-date").status_code == 200  # ignored
+    assert signed_in(api, REVIEWER).get("/console/ops/settlement/exceptions").status_code == 403

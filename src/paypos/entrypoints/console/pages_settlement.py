@@ -27,7 +27,7 @@ from paypos.domain.console_roles import Permission as P
 from paypos.domain.money import MoneyError, parse_major
 from paypos.domain.settlement import FileError, SettlementError
 from paypos.entrypoints.console.core import PREFIX, Ctx, NotFound, page
-from paypos.services import settlement
+from paypos.services import payout_recon, settlement
 
 _CYCLES = [c.value for c in rules.Cycle]
 
@@ -234,6 +234,18 @@ def clearing_file(ctx: Ctx) -> Response:
     name = rules.clearing_file_id(day) + ".csv"
     return Response(data, media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@page("/ops/settlement/exceptions", permission=P.OPS_SETTLEMENT_MANAGE, nav="Payout exceptions",
+      section="operator")
+def payout_exceptions(ctx: Ctx) -> Response:
+    """The payout leg of reconciliation: payouts whose ledger transfers or bank answer disagree."""
+    merchant = ctx.query("merchant").strip()
+    day = _day(ctx.query("date"))
+    with ctx.app.uow(write=False) as uow:
+        found = payout_recon.payout_exceptions(uow, ctx.now(), business_date=day, merchant_id=merchant or None)
+    return ctx.render("settlement_exceptions.html", exceptions=found, merchant=merchant,
+                      day=day.isoformat() if day else "", stale_days=limits.payout_stale_after_days)
 
 
 # --- operator: the bank's statement ---------------------------------------------------------------------------
