@@ -185,6 +185,10 @@ def test_a_run_by_finance_pays_out_on_the_owners_page_and_the_file_and_statement
     payout_id = f"po_{CAFE}_20261123"
     assert payout_id in page and "CNY 99.40" in page and "created" in page and "0128" in page
     assert "CNY 100.00" in page and "CNY 0.60" in page  # the batch: gross and fees
+    second = owner.get("/console/settlements?page=2").text
+    assert payout_id not in second and "<span>Page 2</span>" in second  # 25 rows a page
+    assert payout_id in owner.get("/console/settlements?page=abc").text  # a bad page number: the first
+    assert f'value="{MON.isoformat()}"' in finance.get("/console/ops/settlement/runs").text  # today, by the app clock
     assert payout_id in finance.get(f"/console/ops/settlement/payouts?merchant={CAFE}&date=2026-11-23").text
     assert payout_id not in finance.get("/console/ops/settlement/payouts?status=paid").text
 

@@ -54,9 +54,9 @@ def _fetch_limit(number: int) -> int:
     return min(number * limits.console_page_rows + 1, limits.console_settlement_rows_max)
 
 
-def today_for_settlement() -> date:
+def today_for_settlement(now: datetime) -> date:
     """The default business date offered: today in the default settlement time zone."""
-    return datetime.now(ZoneInfo(limits.settlement_time_zone_default)).date()
+    return now.astimezone(ZoneInfo(limits.settlement_time_zone_default)).date()
 
 
 # --- merchant: settlements and payouts ---------------------------------------------------------------
@@ -168,7 +168,7 @@ def _runs_view(ctx: Ctx, *, error: str | None = None, status: int = 200, summary
     with ctx.app.uow(write=False) as uow:
         runs = settlement.list_runs(uow, limit=limits.console_page_rows)
     return ctx.render("settlement_runs.html", http_status=status, runs=runs, error=error, summary=summary,
-                      chosen=chosen or today_for_settlement().isoformat())
+                      chosen=chosen or today_for_settlement(ctx.now()).isoformat())
 
 
 @page("/ops/settlement/runs", permission=P.OPS_SETTLEMENT_MANAGE, nav="Settlement runs", section="operator")
@@ -213,7 +213,7 @@ def _payouts_view(ctx: Ctx, *, error: str | None = None, status: int = 200) -> R
     return ctx.render("settlement_payouts.html", http_status=status, batches=batches, payouts=payouts,
                       accounts=accounts, merchant=merchant, day=day.isoformat() if day else "", wanted=wanted,
                       page=number, has_more=more_batches or more_payouts, error=error,
-                      file_date=day.isoformat() if day else today_for_settlement().isoformat())
+                      file_date=day.isoformat() if day else today_for_settlement(ctx.now()).isoformat())
 
 
 @page("/ops/settlement/payouts", permission=P.OPS_SETTLEMENT_MANAGE, nav="Payouts", section="operator")
