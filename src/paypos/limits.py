@@ -365,3 +365,10 @@ console_public_applications_window_s = 3600
 console_form_bytes_max = 2 * document_bytes_max + 64 * 1024
 # The one-time password shown when an operator creates an approved merchant's owner login.
 console_owner_password_bytes = 15
+
+# --- issue 7: console settlement pages (csettle, docs/console.md) ---------------------------------
+console_upload_bytes_max = 5 * 1024 * 1024  # an uploaded bank statement (CSV); larger is refused
+console_settlement_rows_max = 500  # rows a settlement list pages through (settlement_page_size_max)
+# The payout leg of reconciliation: a payout created but not in a clearing file, or sent and not
+# answered by the bank's statement, for longer than this is an exception.
+payout_stale_after_days = 3

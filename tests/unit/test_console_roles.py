@@ -25,6 +25,10 @@ EXPECTED = {
     Role.ADMIN: {P.ACCOUNT_SELF, P.OPS_MERCHANTS_VIEW, P.OPS_TERMINALS_VIEW, P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW,
                  P.OPS_USERS_MANAGE, P.OPS_APPLICATIONS_REVIEW, P.OPS_TERMINALS_MANAGE, P.OPS_MERCHANTS_MANAGE},
 }
+# Settlement and payouts (issue 7, csettle): the owner's settlements and bank account; finance and admin run them.
+EXPECTED[Role.OWNER] |= {P.SETTLEMENTS_VIEW, P.BANK_MANAGE}
+EXPECTED[Role.FINANCE] |= {P.OPS_SETTLEMENT_MANAGE}
+EXPECTED[Role.ADMIN] |= {P.OPS_SETTLEMENT_MANAGE}
 
 
 @pytest.mark.parametrize("role", list(Role))

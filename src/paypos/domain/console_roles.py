@@ -36,6 +36,8 @@ class Permission(StrEnum):
     TEAM_MANAGE = "merchant.team.manage"
     DISPUTES_MANAGE = "merchant.disputes.manage"
     TERMINALS_MANAGE = "merchant.terminals.manage"  # see and request terminals (owner)
+    SETTLEMENTS_VIEW = "merchant.settlements.view"  # settlements and payouts (issue 7 csettle)
+    BANK_MANAGE = "merchant.bank.manage"  # bind and confirm the payout bank account
     # operator side
     OPS_MERCHANTS_VIEW = "ops.merchants.view"
     OPS_TERMINALS_VIEW = "ops.terminals.view"
@@ -45,20 +47,24 @@ class Permission(StrEnum):
     OPS_APPLICATIONS_REVIEW = "ops.applications.review"  # read, approve, reject; the owner's login
     OPS_TERMINALS_MANAGE = "ops.terminals.manage"  # provision, suspend, resume, replace
     OPS_MERCHANTS_MANAGE = "ops.merchants.manage"  # activate, suspend, reactivate, close a merchant
+    OPS_SETTLEMENT_MANAGE = "ops.settlement.manage"  # runs, payouts, files, statements, holidays, settings
 
 
 P = Permission
 _OPERATOR_COMMON = {P.ACCOUNT_SELF, P.OPS_MERCHANTS_VIEW, P.OPS_TERMINALS_VIEW}
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset({P.ACCOUNT_SELF, P.DASHBOARD_VIEW, P.SALES_VIEW, P.SALES_REFUND, P.KEYS_MANAGE,
-                           P.WEBHOOKS_MANAGE, P.TEAM_MANAGE, P.DISPUTES_MANAGE, P.TERMINALS_MANAGE}),
+                           P.WEBHOOKS_MANAGE, P.TEAM_MANAGE, P.DISPUTES_MANAGE, P.TERMINALS_MANAGE}
+                          | {P.SETTLEMENTS_VIEW, P.BANK_MANAGE}),
     Role.CASHIER: frozenset({P.ACCOUNT_SELF, P.SALES_VIEW, P.SALES_REFUND}),
     Role.REVIEWER: frozenset(_OPERATOR_COMMON | {P.OPS_APPLICATIONS_REVIEW, P.OPS_TERMINALS_MANAGE}),
     Role.RISK: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW}),
-    Role.FINANCE: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW}),
+    Role.FINANCE: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW}
+                            | {P.OPS_SETTLEMENT_MANAGE}),
     Role.ADMIN: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW, P.OPS_USERS_MANAGE,
                                               P.OPS_APPLICATIONS_REVIEW, P.OPS_TERMINALS_MANAGE,
-                                              P.OPS_MERCHANTS_MANAGE}),
+                                              P.OPS_MERCHANTS_MANAGE}
+                          | {P.OPS_SETTLEMENT_MANAGE}),
 }
 
 

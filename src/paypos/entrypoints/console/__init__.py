@@ -23,6 +23,7 @@ def install_console_routes(api: FastAPI) -> None:
     # Imported for their @page registrations (once: the registry is module state).
     from paypos.entrypoints.console import (pages_auth, pages_lifecycle, pages_merchant,  # noqa: F401
                                             pages_operator)
+    from paypos.entrypoints.console import pages_settlement  # noqa: F401
 
     @api.get(core.PREFIX, include_in_schema=False)
     def console_root() -> Response:

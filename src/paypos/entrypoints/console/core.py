@@ -234,7 +234,7 @@ def _endpoint(entry: Page) -> Callable[[Request], Any]:
             form = {k: v for k, v in raw.items() if isinstance(v, str)}
             for name, value in raw.items():
                 if isinstance(value, UploadFile) and value.filename and name not in files:
-                    content = await value.read(limits.document_bytes_max + 1)
+                    content = await value.read(max(limits.document_bytes_max, limits.console_upload_bytes_max) + 1)
                     files[name] = Upload(value.filename, value.content_type or "", content)
         response = await run_in_threadpool(_handle, entry, request, form, files)
         response.headers.update(SECURITY_HEADERS)
