@@ -565,3 +565,57 @@ def test_outstanding_pricing_charges_from_the_hook_are_collected_before_the_payo
     assert (batches(app, "M1")[0]["charges_minor"], batches(app, "M2")[0]["charges_minor"]) == (1_000, 500)
     assert payouts_of(app, "M1")[0]["amount_minor"] == 2_000 and platform(app, "fees_revenue") == 1_500
     ledger_clean(app)
+
+
+def test_a_monthly_fee_billing_could_not_take_is_collected_by_the_next_clearing_once(
+        app: App, clock: FakeClock) -> None:
+    """docs/pricing.md: a charge the merchant's available balance could not pay is owed; the
+    next clearing run takes it (whole, under its own id) before the payout, and billing the
+    month again never takes it a second time."""
+    from paypos.domain.pricing import PaymentMethod, plan_from_json
+    from paypos.services import pricing
+
+    add_merchant(app, "M1")
+    verified_account(app, "M1")
+    plan = plan_from_json({"id": "monthly", "name": "Monthly", "currency": "CNY",
+                           "rates": {m.value: 60 for m in PaymentMethod}, "monthly_fee_minor": 3_000})
+    with app.uow() as uow:
+        pricing.create_plan(uow, plan, app.clock(), ACTOR)
+        pricing.assign(uow, "M1", "monthly", app.clock(), app.clock(), ACTOR)
+        owed = pricing.bill_month(uow, "2026-11", app.clock()).as_json()
+        uow.commit()
+    assert [c["status"] for c in owed["pending"]] == ["pending"]
+    sale(app, "M1", "s1", 10_000)
+    run_on(app, MON)
+    assert batches(app, "M1")[0]["charges_minor"] == 3_000
+    assert payouts_of(app, "M1")[0]["amount_minor"] == 7_000
+    clock.advance(60)
+    with app.uow() as uow:
+        assert pricing.outstanding_charges(uow, "M1", "CNY") == []
+        again = pricing.bill_month(uow, "2026-11", app.clock()).as_json()
+        uow.commit()
+    assert again["posted"] == [] and again["pending"] == []
+    assert platform(app, "fees_revenue") == 3_000
+    ledger_clean(app)
+
+
+def test_an_owed_charge_larger_than_what_is_available_stays_owed_and_the_payout_is_not_cut(
+        app: App, clock: FakeClock) -> None:
+    from paypos.domain.pricing import PaymentMethod, plan_from_json
+    from paypos.services import pricing
+
+    add_merchant(app, "M1")
+    verified_account(app, "M1")
+    plan = plan_from_json({"id": "monthly", "name": "Monthly", "currency": "CNY",
+                           "rates": {m.value: 60 for m in PaymentMethod}, "monthly_fee_minor": 30_000})
+    with app.uow() as uow:
+        pricing.create_plan(uow, plan, app.clock(), ACTOR)
+        pricing.assign(uow, "M1", "monthly", app.clock(), app.clock(), ACTOR)
+        pricing.bill_month(uow, "2026-11", app.clock())
+        uow.commit()
+    sale(app, "M1", "s1", 10_000)
+    run_on(app, MON)
+    assert batches(app, "M1")[0]["charges_minor"] == 0 and payouts_of(app, "M1")[0]["amount_minor"] == 10_000
+    with app.uow(write=False) as uow:
+        assert [c.amount_minor for c in pricing.outstanding_charges(uow, "M1", "CNY")] == [30_000]
+    ledger_clean(app)

@@ -267,6 +267,26 @@ def collect_outstanding(uow: UnitOfWork, merchant_id: str, currency: str, now: d
     return outstanding_charges(uow, merchant_id, currency)
 
 
+def charges_payable_from(uow: UnitOfWork, merchant_id: str, currency: str, available_minor: int,
+                         now: datetime) -> list[TransferRequest]:
+    """The owed charges (oldest first, each whole or not at all) that ``available_minor`` pays,
+    as ledger transfers under the charges' own ids, and marked posted — for the settlement run,
+    which posts them in its batch before the payout, in the same transaction (both or neither).
+    Under its own id a charge can never be collected twice, by billing or by settlement."""
+    moves: list[TransferRequest] = []
+    for charge in outstanding_charges(uow, merchant_id, currency):
+        if charge.item.startswith(("deposit_return-", "deposit_kept-")) or charge.amount_minor > available_minor:
+            continue
+        if uow.ledger.get_transfer(charge.id) is None:
+            credit_code = "device_deposits" if charge.item.startswith("deposit-") else "fees_revenue"
+            accounts = _accounts(uow, merchant_id, currency)
+            moves.append(TransferRequest(charge.id, accounts["merchant_available"], accounts[credit_code],
+                                         charge.amount_minor, currency, code=("pricing_" + charge.item.split("-")[0])[:32]))
+            available_minor -= charge.amount_minor
+        uow.pricing.mark(charge.id, "posted", now)
+    return moves
+
+
 def _charge(uow: UnitOfWork, assignment: Assignment, month: str, item: str, amount: int, currency: str,
             credit_code: str, now: datetime, changed: set[str]) -> Charge:
     """merchant_available → ``credit_code``, recorded first; owed (pending) when funds lack."""

@@ -449,7 +449,7 @@ def _settle(uow: UnitOfWork, store: SqlSettlementStore, merchant: Merchant, sett
                               code="settlement_reserve"),
               TransferRequest(f"instant_fee:{mid}:{day}", acc.available, acc.fees, instant, currency,
                               code="instant_fee")]
-    charges = _charges(uow, acc, mid, currency, business_date, available)
+    charges = _charges(uow, acc, mid, currency, business_date, available, now)
     charged = sum(t.amount or 0 for t in charges)
     payout_id, payout, note = _payout(store, merchant, settings, business_date, available - charged, now)
     if payout_id is not None:
@@ -468,9 +468,15 @@ def _settle(uow: UnitOfWork, store: SqlSettlementStore, merchant: Merchant, sett
 
 
 def _charges(uow: UnitOfWork, acc: _Accounts, merchant_id: str, currency: str, business_date: date,
-             available: int) -> list[TransferRequest]:
-    """The pricing hooks' outstanding charges, each capped by what is still available."""
-    moves = []
+             available: int, now: datetime) -> list[TransferRequest]:
+    """What the merchant owes, collected before the payout: pricing's owed charges (monthly and
+    device fees billing could not take; each whole, under its own id, so never twice), then the
+    hooks' charges, each capped by what is still available."""
+    from paypos.services import pricing  # imported here: pricing's module is not needed until now
+
+    owed = pricing.charges_payable_from(uow, merchant_id, currency, available, now)
+    moves = list(owed)
+    available -= sum(t.amount or 0 for t in owed)
     for hook in CHARGES_HOOKS:
         for charge in hook(uow, merchant_id, currency, business_date):
             amount = max(min(charge.amount_minor, available), 0)
