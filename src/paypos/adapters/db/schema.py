@@ -85,6 +85,8 @@ ledger_transfers = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("amount > 0", name="amount_positive"),
     sa.CheckConstraint("debit_account_id <> credit_account_id", name="accounts_different"),
+    # Settlement windows (docs/settlement.md) and statements read the journal by posting time.
+    sa.Index("ix_ledger_transfers_created_at", "created_at"),
 )
 
 # Current state of every pending transfer (the hold). The transfers themselves
