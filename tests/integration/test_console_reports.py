@@ -107,7 +107,8 @@ def test_search_filters_by_amount_status_method_order_and_pages_with_a_cursor(
     declined = paid(client, app, cards, 5_000, "search-declined", "visa-cvn18-insufficient-funds")
     owner = signed_in(api, OWNER)
     everything = owner.get("/console/search").text
-    assert all(i in everything for i in ids) and "476173" not in everything.replace("476173******", "")
+    assert all(f'href="/console/payments/{i}"' in everything for i in ids)
+    assert "476173" not in everything.replace("476173******", "")  # masked PANs only
     by_amount = owner.get("/console/search?amount_min=10.01&amount_max=10.02").text
     assert ids[0] not in by_amount and ids[1] in by_amount and ids[2] in by_amount
     assert ids[2] in owner.get("/console/search?order_id=search-2").text
@@ -208,7 +209,8 @@ def test_an_operator_resolves_an_exception_once_with_a_note_audited(api: Any, ap
     assert empty.status_code == 422 and "resolution must be" in empty.text
     note = "Terminal replayed a voided sale; no money moved."
     for _ in range(2):  # the same note again answers the same
-        done = risk.post(f"/console/ops/reconciliation/{exception_id}/resolve", data={"csrf_token": token, "note": note})
+        done = risk.post(f"/console/ops/reconciliation/{exception_id}/resolve",
+                         data={"csrf_token": token, "note": note})
         assert done.status_code == 303
     other = risk.post(f"/console/ops/reconciliation/{exception_id}/resolve", data={"csrf_token": token, "note": "x"})
     assert other.status_code == 409
@@ -282,7 +284,13 @@ def test_a_bad_plan_form_is_422_next_to_its_field_and_stores_nothing(
 def test_a_bad_assignment_is_422_and_an_unknown_plan_404(api: Any, app: App, clock: FakeClock) -> None:
     admin = signed_in(api, user("admin"))
     token = csrf(admin)
-    assert admin.post("/console/ops/pricing", data=_plan_form(token, "p-90", rate="90")).status_code == 303
+    promoted = _plan_form(token, "p-90", rate="90", promo_name="Launch", promo_rate="30", promo_ends="2026-12-31",
+                          device_kind="free_with_threshold", device_threshold_minor="10000.00",
+                          device_window_days="90", device_device_fee_minor="199.00")
+    assert admin.post("/console/ops/pricing", data=promoted).status_code == 303
+    shown = admin.get("/console/ops/pricing/plans/p-90").text
+    assert "Launch until 2026-12-31T00:00:00Z" in shown and "card not present 30 bps" in shown
+    assert "free with threshold; threshold CNY 10000.00; window days 90; device fee CNY 199.00" in shown
     yesterday = (clock.now - timedelta(days=1)).date().isoformat()
     for merchant, moment, text in ((CAFE, yesterday, "in the past"), ("PPNOSUCH0000001", "", "no merchant"),
                                    ("", "", "merchant"), (CAFE, "next tuesday", "YYYY-MM-DD")):
