@@ -3,9 +3,9 @@ sales lists, every one scoped to one merchant.
 
 The dashboard is one function returning one dataclass, :func:`dashboard`, over the reports
 slice's rollup-backed ``reports.dashboard(...)``.
-Sales are card-present (the host's journal, ``host_transactions``: purchases and completions)
-and online (``payments``: card and wallet attempts). Amounts are minor units of the merchant's
-currency; sales in another currency are left out of the charts (and counted in ``other_currency``).
+The lists read card-present sales (the host's journal, ``host_transactions``) and online ones
+(``payments``). Amounts are minor units of the merchant's currency; the dashboard reads that
+currency only (``other_currency`` stays 0 since it reads the rollups: kept for the template).
 """
 
 from __future__ import annotations
