@@ -415,10 +415,11 @@ def test_an_owner_submits_dispute_evidence_revokes_a_key_and_redelivers_an_event
 
 
 def _host_sale(app: App, status: str, amount: int, stan: str) -> int:
+    """A journal row as the host writes it (services/host.py: the currency's alpha code)."""
     with app.engine.begin() as connection:
         return int(connection.execute(sa.insert(host_transactions).values(
             terminal_id="CAFE0001", merchant_id=CAFE, batch_no=1, mti="0200", processing_code="000000",
-            kind="purchase", stan=stan, transmission_dt="1122090000", amount_minor=amount, currency="156",
+            kind="purchase", stan=stan, transmission_dt="1122090000", amount_minor=amount, currency="CNY",
             pan_masked="476173******0010", response_code="00" if status == "approved" else "51",
             approval_code="123456" if status == "approved" else None, status=status,
             created_at=app.clock()).returning(host_transactions.c.id)).scalar_one())

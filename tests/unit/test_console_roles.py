@@ -29,6 +29,13 @@ EXPECTED = {
 EXPECTED[Role.OWNER] |= {P.SETTLEMENTS_VIEW, P.BANK_MANAGE}
 EXPECTED[Role.FINANCE] |= {P.OPS_SETTLEMENT_MANAGE}
 EXPECTED[Role.ADMIN] |= {P.OPS_SETTLEMENT_MANAGE}
+# Reports, reconciliation and pricing (issue 7, creports): the owner's statements and own plan; risk, finance and
+# admin see the operator's report and resolve reconciliation exceptions; finance and admin manage pricing plans.
+EXPECTED[Role.OWNER] |= {P.STATEMENTS_VIEW, P.PRICING_VIEW}
+for _role in (Role.RISK, Role.FINANCE, Role.ADMIN):
+    EXPECTED[_role] |= {P.OPS_REPORTS_VIEW, P.OPS_RECON_MANAGE}
+EXPECTED[Role.FINANCE] |= {P.OPS_PRICING_MANAGE}
+EXPECTED[Role.ADMIN] |= {P.OPS_PRICING_MANAGE}
 
 
 @pytest.mark.parametrize("role", list(Role))

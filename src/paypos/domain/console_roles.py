@@ -38,6 +38,8 @@ class Permission(StrEnum):
     TERMINALS_MANAGE = "merchant.terminals.manage"  # see and request terminals (owner)
     SETTLEMENTS_VIEW = "merchant.settlements.view"  # settlements and payouts (issue 7 csettle)
     BANK_MANAGE = "merchant.bank.manage"  # bind and confirm the payout bank account
+    STATEMENTS_VIEW = "merchant.statements.view"  # daily / monthly statements, CSV and PDF (issue 7 creports)
+    PRICING_VIEW = "merchant.pricing.view"  # one's own pricing plan and its history, read-only
     # operator side
     OPS_MERCHANTS_VIEW = "ops.merchants.view"
     OPS_TERMINALS_VIEW = "ops.terminals.view"
@@ -48,6 +50,9 @@ class Permission(StrEnum):
     OPS_TERMINALS_MANAGE = "ops.terminals.manage"  # provision, suspend, resume, replace
     OPS_MERCHANTS_MANAGE = "ops.merchants.manage"  # activate, suspend, reactivate, close a merchant
     OPS_SETTLEMENT_MANAGE = "ops.settlement.manage"  # runs, payouts, files, statements, holidays, settings
+    OPS_REPORTS_VIEW = "ops.reports.view"  # the operator's report: volume, approvals, declines, fees, disputes
+    OPS_RECON_MANAGE = "ops.reconciliation.manage"  # reconciliation exceptions: see and resolve
+    OPS_PRICING_MANAGE = "ops.pricing.manage"  # pricing plans: see, create, assign to a merchant
 
 
 P = Permission
@@ -55,16 +60,19 @@ _OPERATOR_COMMON = {P.ACCOUNT_SELF, P.OPS_MERCHANTS_VIEW, P.OPS_TERMINALS_VIEW}
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset({P.ACCOUNT_SELF, P.DASHBOARD_VIEW, P.SALES_VIEW, P.SALES_REFUND, P.KEYS_MANAGE,
                            P.WEBHOOKS_MANAGE, P.TEAM_MANAGE, P.DISPUTES_MANAGE, P.TERMINALS_MANAGE}
-                          | {P.SETTLEMENTS_VIEW, P.BANK_MANAGE}),
+                          | {P.SETTLEMENTS_VIEW, P.BANK_MANAGE} | {P.STATEMENTS_VIEW, P.PRICING_VIEW}),
     Role.CASHIER: frozenset({P.ACCOUNT_SELF, P.SALES_VIEW, P.SALES_REFUND}),
     Role.REVIEWER: frozenset(_OPERATOR_COMMON | {P.OPS_APPLICATIONS_REVIEW, P.OPS_TERMINALS_MANAGE}),
-    Role.RISK: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW}),
+    Role.RISK: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW}
+                         | {P.OPS_REPORTS_VIEW, P.OPS_RECON_MANAGE}),
     Role.FINANCE: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW}
-                            | {P.OPS_SETTLEMENT_MANAGE}),
+                            | {P.OPS_SETTLEMENT_MANAGE}
+                            | {P.OPS_REPORTS_VIEW, P.OPS_RECON_MANAGE, P.OPS_PRICING_MANAGE}),
     Role.ADMIN: frozenset(_OPERATOR_COMMON | {P.OPS_DISPUTES_VIEW, P.OPS_AUDIT_VIEW, P.OPS_USERS_MANAGE,
                                               P.OPS_APPLICATIONS_REVIEW, P.OPS_TERMINALS_MANAGE,
                                               P.OPS_MERCHANTS_MANAGE}
-                          | {P.OPS_SETTLEMENT_MANAGE}),
+                          | {P.OPS_SETTLEMENT_MANAGE}
+                          | {P.OPS_REPORTS_VIEW, P.OPS_RECON_MANAGE, P.OPS_PRICING_MANAGE}),
 }
 
 

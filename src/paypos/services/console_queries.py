@@ -1,11 +1,11 @@
 """Reads behind the console's merchant pages (docs/console.md): the dashboard's figures and the
 sales lists, every one scoped to one merchant.
 
-The dashboard is one function returning one dataclass, :func:`dashboard`; the reports slice's
-rollup-backed ``reports.dashboard(...)`` replaces its body after merge, the page stays.
-Sales are card-present (the host's journal, ``host_transactions``: purchases and completions)
-and online (``payments``: card and wallet attempts). Amounts are minor units of the merchant's
-currency; sales in another currency are left out of the charts (and counted in ``other_currency``).
+The dashboard is one function returning one dataclass, :func:`dashboard`, over the reports
+slice's rollup-backed ``reports.dashboard(...)``.
+The lists read card-present sales (the host's journal, ``host_transactions``) and online ones
+(``payments``). Amounts are minor units of the merchant's currency; the dashboard reads that
+currency only (``other_currency`` stays 0 since it reads the rollups: kept for the template).
 """
 
 from __future__ import annotations
@@ -19,10 +19,6 @@ from paypos.adapters.db.schema import host_transactions, payments
 from paypos.adapters.db.uow import UnitOfWork
 from paypos.domain.money import MoneyError, currency
 
-_SALE_KINDS = ("purchase", "completion")
-_HOST_APPROVED = ("approved", "completed")
-_ONLINE_APPROVED = ("succeeded", "authorized")
-_ONLINE_DECIDED = ("succeeded", "authorized", "failed", "canceled")
 DAYS = 7
 
 
@@ -37,6 +33,7 @@ class Dashboard:
     approved: int = 0  # count over the 7 days
     declined: int = 0
     other_currency: int = 0
+    by_pricing_method: dict[str, int] = field(default_factory=dict)  # domain.pricing method → minor units (7 days)
 
     @property
     def approval_rate_percent(self) -> int | None:
@@ -54,29 +51,38 @@ class Dashboard:
 
 
 def dashboard(uow: UnitOfWork, merchant_id: str, now: datetime) -> Dashboard:
+    """The owner's dashboard from the reports rollups (``services.reports.dashboard``: rollups +
+    the journal tail, exact at any moment), in UTC days and hours: today by hour, the last 7 days
+    by day, by channel, and the approval rate of sale attempts over the 7 days."""
+    from paypos.services import reports
+
     merchant = uow.registry.get_merchant(merchant_id)
-    alpha = merchant.currency if merchant else "XXX"
+    alpha = _alpha(merchant.currency) if merchant else "XXX"
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=DAYS - 1)
+    until = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)  # this hour too
+    data = reports.dashboard(uow, merchant_id, start, until, "UTC", currency=alpha)
     by_hour = [0] * 24
+    for bucket in data.sales_by_hour:
+        hour = datetime.fromisoformat(bucket.key).astimezone(UTC)
+        if hour >= today:
+            by_hour[hour.hour] += bucket.amount_minor
     by_day = {(start + timedelta(days=i)).date().isoformat(): 0 for i in range(DAYS)}
-    methods = {"card_present": 0, "card": 0, "wallet": 0}
-    counts = {"approved": 0, "declined": 0, "other": 0}
-    for at, amount, code, method, ok in _sales(uow, merchant_id, start, now):
-        if not ok:
-            counts["declined"] += 1
-            continue
-        counts["approved"] += 1
-        if _alpha(code) != alpha:
-            counts["other"] += 1
-            continue
-        at = at.astimezone(UTC)
-        by_day[at.date().isoformat()] = by_day.get(at.date().isoformat(), 0) + amount
-        methods[method] += amount
-        if at >= today:
-            by_hour[at.hour] += amount
-    return Dashboard(merchant_id, alpha, today, by_hour, list(by_day.items()), methods, counts["approved"],
-                     counts["declined"], counts["other"])
+    for bucket in data.sales_by_day:
+        if bucket.key in by_day:
+            by_day[bucket.key] += bucket.amount_minor
+    channels = {"card_present": 0, "card": 0, "wallet": 0}
+    methods: dict[str, int] = {}
+    for bucket in data.sales_by_method:
+        channels[CHANNEL_OF_METHOD.get(bucket.key, "card_present")] += bucket.amount_minor
+        methods[bucket.key] = bucket.amount_minor
+    return Dashboard(merchant_id, alpha, today, by_hour, list(by_day.items()), channels, data.approved_count,
+                     data.declined_count, 0, methods)
+
+
+# A pricing method (domain.pricing.PaymentMethod) → the dashboard's channel chart.
+CHANNEL_OF_METHOD = {"card_not_present": "card", "wallet_balance": "wallet", "wallet_card": "wallet",
+                     "credit_pay": "wallet"}
 
 
 def _alpha(code: str) -> str:
@@ -84,27 +90,6 @@ def _alpha(code: str) -> str:
         return currency(code).alpha
     except MoneyError:
         return code
-
-
-def _sales(uow: UnitOfWork, merchant_id: str, start: datetime, end: datetime
-           ) -> list[tuple[datetime, int, str, str, bool]]:
-    """(time, amount, currency, method, approved) of every sale attempt in [start, end]."""
-    h = host_transactions
-    host_rows = uow.connection.execute(
-        sa.select(h.c.created_at, h.c.amount_minor, h.c.currency, h.c.status)
-        .where(h.c.merchant_id == merchant_id, h.c.kind.in_(_SALE_KINDS), h.c.created_at >= start,
-               h.c.created_at <= end))
-    out = [(r.created_at, int(r.amount_minor), r.currency, "card_present", r.status in _HOST_APPROVED)
-           for r in host_rows if r.status != "reversed"]
-    p = payments
-    online = uow.connection.execute(
-        sa.select(p.c.created_at, p.c.amount_minor, p.c.captured_minor, p.c.currency, p.c.method, p.c.status)
-        .where(p.c.merchant_id == merchant_id, p.c.status.in_(_ONLINE_DECIDED), p.c.created_at >= start,
-               p.c.created_at <= end))
-    for r in online:
-        ok = r.status in _ONLINE_APPROVED
-        out.append((r.created_at, int(r.captured_minor or r.amount_minor), r.currency, r.method, ok))
-    return out
 
 
 # --- the sales lists ---------------------------------------------------------------------------------

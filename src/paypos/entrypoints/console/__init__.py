@@ -24,6 +24,7 @@ def install_console_routes(api: FastAPI) -> None:
     from paypos.entrypoints.console import (pages_auth, pages_lifecycle, pages_merchant,  # noqa: F401
                                             pages_operator)
     from paypos.entrypoints.console import pages_settlement  # noqa: F401
+    from paypos.entrypoints.console import pages_pricing, pages_reports  # noqa: F401
 
     @api.get(core.PREFIX, include_in_schema=False)
     def console_root() -> Response:
