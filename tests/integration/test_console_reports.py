@@ -262,6 +262,9 @@ def test_finance_creates_and_assigns_a_plan_and_the_next_payment_pays_its_fee(
     with app.uow(write=False) as uow:
         fees = (online_payments.sale_fee(uow, before), online_payments.sale_fee(uow, after))  # type: ignore[arg-type]
     assert fees == (fee_minor(10_000), 120)  # 60 bps before, the plan's 120 bps after
+    with app.uow(write=False) as uow:  # reports show the fee the ledger posted, not a recomputed one
+        shown = {row.id: row.fee_minor for row in reports.search(uow, CAFE, reports.SearchFilters(), limit=50).rows}
+        assert (shown[before.id], shown[after.id]) == fees  # type: ignore[attr-defined]
     own = signed_in(api, OWNER).get("/console/pricing").text
     assert re.search(r'id="current-plan">cafe-120<', own) and "/console/ops/pricing" not in own
     with app.uow(write=False) as uow:

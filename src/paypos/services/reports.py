@@ -31,7 +31,7 @@ from paypos.adapters.db.uow import UnitOfWork
 from paypos.authorization.result import RESULT_OF_CODE
 from paypos.domain.money import MoneyError
 from paypos.domain.money import currency as iso_currency
-from paypos.domain.pricing import PaymentMethod, fee_minor
+from paypos.domain.pricing import PaymentMethod
 
 if TYPE_CHECKING:
     from paypos.bootstrap import App
@@ -241,8 +241,6 @@ def _row(r: sa.Row) -> TransactionRow:
     numeric = r.uid in sql.NUMERIC_PREFIXES
     host = r.uid == sql.HOST_PREFIX
     fee = int(r.fee_minor)
-    if fee < 0:  # an online card payment: the fee of what was captured (as the sale chain posts it)
-        fee = fee_minor(int(r.amount_minor)) if r.status == "approved" else 0
     return TransactionRow(
         id=f"{r.uid}{int(r.num):012d}" if numeric else r.uid, at=r.at, merchant_id=r.merchant_id,
         terminal_id=r.terminal_id, method=r.method, kind=r.kind, status=r.status,

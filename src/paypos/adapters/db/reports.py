@@ -99,19 +99,23 @@ def payment_status() -> sa.ColumnElement[str]:
 
 
 def payment_rows(merchant_id: str | None) -> sa.Select:
-    """Online payments: the amount is what was captured once captured; the card fee is computed
-    by the service (pricing.fee_minor of the captured amount), a wallet's is the trade's."""
+    """Online payments: the amount is what was captured once captured; the fee is what the
+    ledger posted (the sale or capture chain's ``<payment id>:fee`` transfer, priced by the
+    merchant's plan at the time), a wallet's is the trade's; none before capture."""
     p = payments
+    fee_transfer = ledger_transfers.alias("fee_transfer")
     amount = sa.case((p.c.status == "succeeded", p.c.captured_minor), else_=p.c.amount_minor)
     query = sa.select(
         p.c.id.label("uid"), p.c.created_at.label("at"), p.c.merchant_id,
         sa.literal(ONLINE_TERMINAL).label("terminal_id"),
         payment_method().label("method"), sa.literal("sale").label("kind"), payment_status().label("status"),
-        amount.label("amount_minor"), sa.func.coalesce(_trades.c.fee_minor, -1).label("fee_minor"), p.c.currency,
+        amount.label("amount_minor"),
+        sa.func.coalesce(_trades.c.fee_minor, fee_transfer.c.amount, 0).label("fee_minor"), p.c.currency,
         p.c.masked_pan.label("pan_masked"), sa.null().label("num"), sa.null().label("approval_code"),
         payment_requests.c.order_id, p.c.failure_code.label("reason"),
     ).select_from(p.join(payment_requests, payment_requests.c.id == p.c.payment_request_id)
-                  .outerjoin(_trades, _trades.c.trade_no == p.c.wallet_trade_no))
+                  .outerjoin(_trades, _trades.c.trade_no == p.c.wallet_trade_no)
+                  .outerjoin(fee_transfer, fee_transfer.c.id == p.c.id + ":fee"))
     return query if merchant_id is None else query.where(p.c.merchant_id == merchant_id)
 
 
