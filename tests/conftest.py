@@ -10,6 +10,7 @@ where that is a failure.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -111,15 +112,25 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'paypos.db'}"
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session (per xdist worker): each test's
+    database is a copy of it, which is the same schema as running the migrations again
+    (test_migrations.py runs them for real) at a fraction of the cost."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "paypos.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()  # the last connection closed: the WAL is checkpointed into the file
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty, migrated database on each backend."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'paypos.db'}"
-        engine = make_engine(url)
-        migrate.upgrade(engine)
-        engine.dispose()
-        return url
+        target = tmp_path / "paypos.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), target)
+        return f"sqlite:///{target}"
     url = request.getfixturevalue("postgres_url")
     engine = make_engine(url)
     truncate_all(engine)

@@ -273,7 +273,8 @@ def test_a_closed_merchant_is_never_reactivated(app: App) -> None:
     with pytest.raises(onboarding.MerchantNotFound):
         in_uow(app, lambda uow: onboarding.suspend_merchant(uow, CHECKER, app.clock(), "NOPE00000000000"))
     with app.uow(write=False) as uow:
-        assert [e.action for e in audit.entries(uow, merchant_id=CAFE)] == ["merchant.close"]
+        actions = [e.action for e in audit.entries(uow, merchant_id=CAFE)]
+    assert [a for a in actions if a.startswith("merchant.")] == ["merchant.close"]  # the seed audits its plan too
 
 
 def test_the_operator_api_takes_an_application_to_an_active_terminal_with_maker_checker(client: TestClient) -> None:
