@@ -12,6 +12,10 @@
   Tests and demos lower it to see retries in seconds; production leaves it alone.
 - ``PAYPOS_ESCROW_AUTO_RELEASE_S`` (default ``limits.escrow_auto_release_s``, 10 days): a
   shipped escrow request the buyer has not confirmed is released this long after shipping.
+- ``PAYPOS_SETTLEMENT_IN_FLIGHT_MARGIN_S`` (default and maximum
+  ``limits.settlement_in_flight_margin_s``, 60 s; at least 1): a clearing run before a window's
+  cut-off closes the window this long before now (docs/settlement.md). Sandboxes and tests lower
+  it to settle a sale seconds after it was made.
 - ``PAYPOS_OPERATOR_TOKEN`` (unset by default: the operator routes answer 404): the
   operator's Bearer token for ``/v1/operator/*`` (docs/escrow-disputes.md), at least
   ``limits.operator_token_chars_min`` characters. ``paypos escrow decide`` needs no token.
@@ -44,6 +48,8 @@ class Settings(BaseSettings):
     escrow_auto_release_s: int = Field(default=limits.escrow_auto_release_s, gt=0,
                                        le=limits.escrow_auto_release_s_max)
     operator_token: str | None = Field(default=None, min_length=limits.operator_token_chars_min)
+    settlement_in_flight_margin_s: int = Field(default=limits.settlement_in_flight_margin_s, ge=1,
+                                               le=limits.settlement_in_flight_margin_s)
 
     @field_validator("data_key")
     @classmethod

@@ -14,6 +14,7 @@ screenshot in the test artifacts.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -25,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from paypos import limits
 from paypos.networks.sandbox.console_catalog import by_role
 from paypos.terminal.card import CardProfile, InMemoryAtcStore, SoftCard
 from paypos.terminal.engine import TerminalEngine
@@ -46,6 +46,9 @@ PAGE_TIMEOUT_MS = 15_000
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010800000000"
                     "3a7e9b550000000a49444154789c63680000008200814d2a4a3c0000000049454e44ae426082")
 SALE_MINOR = 4_321
+# The server's settlement in-flight margin, lowered from 60 s so the journey's T+0 run can settle
+# a sale made seconds before.
+MARGIN_S = 2
 
 
 @dataclass
@@ -211,9 +214,9 @@ class Journey:
         self.shot(page, "finance-sets-t0")
         page.click("text=Sign out")
         page.wait_for_url(re.compile(r"/console/login"))
-        margin_s = limits.settlement_in_flight_margin_s + 1 - (time.monotonic() - self.facts["paid_at"])
-        if margin_s > 0:
-            time.sleep(margin_s)  # real time: the sale must be older than the run's in-flight margin
+        wait_s = MARGIN_S + 1 - (time.monotonic() - self.facts["paid_at"])
+        if wait_s > 0:
+            time.sleep(wait_s)  # real time: the sale must be older than the run's in-flight margin
         email, password = self.facts["owner"]
         row = payout_on_next_cycle(page, self.base_url, self.data_dir, self.artifacts, merchant_id=merchant_id,
                                    holder_name="Lotus Tea Stall", owner_email=email, owner_password=password,
@@ -225,7 +228,8 @@ class Journey:
 @pytest.fixture
 def served(cli: PayposCli, sandbox_dir: Path, tmp_path: Path) -> Iterator[tuple[Path, int, int]]:
     data_dir = Path(shutil.copytree(sandbox_dir, tmp_path / "data"))
-    with running_host(cli.command, data_dir, tmp_path / "serve.log") as (iso_port, http_port):
+    env = {**os.environ, "PAYPOS_SETTLEMENT_IN_FLIGHT_MARGIN_S": str(MARGIN_S)}  # docs/settlement.md
+    with running_host(cli.command, data_dir, tmp_path / "serve.log", env) as (iso_port, http_port):
         yield data_dir, iso_port, http_port
 
 

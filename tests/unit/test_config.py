@@ -204,3 +204,14 @@ def test_without_create_a_missing_key_file_is_a_config_error_asking_for_init(tmp
     with pytest.raises(ConfigError, match="run `paypos init`"):
         Settings(data_dir=tmp_path).resolved_data_key(create=False)
     assert not (tmp_path / "keys").exists()
+
+
+def test_the_settlement_in_flight_margin_defaults_to_a_minute_and_may_only_be_lowered(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert load_settings(data_dir=tmp_path).settlement_in_flight_margin_s == 60
+    monkeypatch.setenv("PAYPOS_SETTLEMENT_IN_FLIGHT_MARGIN_S", "2")
+    assert load_settings(data_dir=tmp_path).settlement_in_flight_margin_s == 2
+    for bad in ("0", "61", "soon"):
+        monkeypatch.setenv("PAYPOS_SETTLEMENT_IN_FLIGHT_MARGIN_S", bad)
+        with pytest.raises(ConfigError, match="PAYPOS_SETTLEMENT_IN_FLIGHT_MARGIN_S"):
+            load_settings(data_dir=tmp_path)

@@ -324,7 +324,8 @@ def _settle_merchants(app: App, group: list[tuple[Merchant, SettlementSettings]]
         for merchant, settings in group:
             if store.batch_exists(merchant.merchant_id, business_date):
                 continue
-            batch = _settle(uow, store, merchant, settings, business_date, app.clock(), shared)
+            batch = _settle(uow, store, merchant, settings, business_date, app.clock(), shared,
+                            app.settings.settlement_in_flight_margin_s)
             store.add_batch(batch)
             store.count_merchant(business_date, paid_out=batch["payout_id"] is not None)
         uow.commit()
@@ -368,7 +369,8 @@ def _available(uow: UnitOfWork, account_id: int) -> int:
 
 
 def _window(store: SqlSettlementStore, merchant_id: str, settings: SettlementSettings, business_date: date,
-            now: datetime) -> tuple[sa.Row | None, datetime, datetime]:
+            now: datetime, margin_s: int = limits.settlement_in_flight_margin_s,
+            ) -> tuple[sa.Row | None, datetime, datetime]:
     """The merchant's last batch and the window ``(start, end]`` of this one.
 
     A window never closes in the future: a run before the cut-off (T0 during the day) closes
@@ -377,7 +379,7 @@ def _window(store: SqlSettlementStore, merchant_id: str, settings: SettlementSet
     last = store.last_batch(merchant_id, business_date)
     start = last.window_end if last is not None else rules.EPOCH
     closes = min(rules.window_end(settings, business_date),
-                 now - timedelta(seconds=limits.settlement_in_flight_margin_s))
+                 now - timedelta(seconds=margin_s))
     return last, start, max(closes, start)
 
 
@@ -407,7 +409,8 @@ def _share_windows(app: App, todo: list[tuple[Merchant, SettlementSettings]], bu
         store = SqlSettlementStore(uow.connection)
         counts: dict[tuple[datetime, datetime], int] = {}
         for merchant, settings in todo:
-            _, start, end = _window(store, merchant.merchant_id, settings, business_date, now)
+            _, start, end = _window(store, merchant.merchant_id, settings, business_date, now,
+                                   app.settings.settlement_in_flight_margin_s)
             counts[(start, end)] = counts.get((start, end), 0) + 1
         for (start, end), count in counts.items():
             if count >= limits.settlement_shared_window_merchants_min:
@@ -416,7 +419,8 @@ def _share_windows(app: App, todo: list[tuple[Merchant, SettlementSettings]], bu
 
 
 def _settle(uow: UnitOfWork, store: SqlSettlementStore, merchant: Merchant, settings: SettlementSettings,
-            business_date: date, now: datetime, shared: SharedSums | None = None) -> dict[str, Any]:
+            business_date: date, now: datetime, shared: SharedSums | None = None,
+            margin_s: int = limits.settlement_in_flight_margin_s) -> dict[str, Any]:
     """Post one merchant's settlement of ``business_date``; its batch row (not yet inserted).
 
     The amounts follow from the available balance read (and locked) once: settle, release due
@@ -424,7 +428,7 @@ def _settle(uow: UnitOfWork, store: SqlSettlementStore, merchant: Merchant, sett
     available at that point — then one ledger batch posts them in that order."""
     mid, currency, day = merchant.merchant_id, merchant.currency, f"{business_date:%Y%m%d}"
     acc = _Accounts(uow, mid, currency)
-    last, start, end = _window(store, mid, settings, business_date, now)
+    last, start, end = _window(store, mid, settings, business_date, now, margin_s)
     sums = shared.sums(acc.pending, start, end) if shared is not None else None
     if sums is None:
         sums = store.window_sums(acc.pending, start, end)
