@@ -144,3 +144,10 @@ def test_recon_batch_reads_the_terminals_own_store_in_the_data_dir(sold: dict[st
         ("missing_at_terminal", f"CAFE0001:{sent[1]['7']}:{sent[1]['11']}")]
     assert as_json(recon_app, data_dir, "list", "--terminal", "CAFE0001", "--limit", "1")[0]["id"] == found[0]["id"]
     assert as_json(recon_app, data_dir, "list", "--after", str(found[0]["id"])) == []
+
+
+def test_recon_payouts_lists_payout_exceptions_and_refuses_a_bad_date(sandbox_copy: Path) -> None:
+    assert as_json(recon_app, sandbox_copy, "payouts") == []  # no payout yet: nothing to reconcile
+    assert as_json(recon_app, sandbox_copy, "payouts", "--date", "2026-11-23", "--merchant", CAFE) == []
+    bad = invoke(recon_app, sandbox_copy, "payouts", "--date", "23/11/2026")
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: ") and "YYYY-MM-DD" in bad.stderr

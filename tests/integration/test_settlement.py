@@ -17,7 +17,8 @@ from paypos.bootstrap import App
 from paypos.domain.ledger import TransferRequest
 from paypos.domain.registry import Acquirer, Merchant
 from paypos.domain.settlement import STATEMENT_AMOUNT, CsvFile, FileError, SettlementError, render
-from paypos.services import settlement
+from paypos.services import payout_recon, settlement
+from paypos.services import reconciliation as recon
 from paypos.services.sandbox import merchant_owner
 from tests.conftest import FakeClock
 
@@ -398,6 +399,12 @@ def test_a_payout_to_a_closed_account_is_returned_to_the_available_balance(app: 
     assert balance(app, "M1", "merchant_available") == 5_000 and platform(app, "payouts_in_transit") == 0
     with app.engine.connect() as connection:
         assert list(connection.execute(sa.select(events.c.type)).scalars()) == ["payout.returned"]
+    with app.uow() as uow:  # the payout leg of reconciliation lists it once, to be resolved
+        returned = [e for e in recon.list_exceptions(uow) if e.kind in recon.PAYOUT_KINDS]
+        assert [(e.kind, e.transaction_ref) for e in returned] == [("payout_returned", "po_M1_20261123:returned")]
+        assert payout_recon.record_payout_exceptions(uow, clock()) == 0  # stored once
+        recon.resolve(uow, returned[0].id, "merchant gave a new account", ACTOR, clock())
+        uow.commit()
     with app.uow() as uow:  # the account works again: the next run pays the money out again
         settlement.flag_bank_account(uow, account, None, ACTOR, clock())
         uow.commit()

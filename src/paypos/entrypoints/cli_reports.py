@@ -266,6 +266,31 @@ def batch(terminal: Annotated[str, typer.Option("--terminal", help="The terminal
     _show(f"Reconciliation of {terminal} batch {batch_no}", rows, _RECON_COLUMNS, as_json)
 
 
+@recon_app.command("payouts")
+def payouts(business_date: Annotated[str | None, typer.Option(
+                "--date", help="One business date's payouts (YYYY-MM-DD); default: the newest 500.")] = None,
+            merchant: Annotated[str | None, typer.Option("--merchant", help="One merchant's.")] = None,
+            as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """The payout leg: payouts against their ledger transfers and the bank's answers; store each
+    problem once as an exception (kinds payout_*), then list the open payout exceptions."""
+    from datetime import date as date_
+
+    from paypos.services import payout_recon
+    from paypos.services import reconciliation as recon
+
+    def work(paypos: App, uow: UnitOfWork) -> Any:
+        try:
+            day = None if business_date is None else date_.fromisoformat(business_date)
+        except ValueError:
+            raise recon.ReconciliationError("date", f"--date must be YYYY-MM-DD, not {business_date!r}") from None
+        payout_recon.record_payout_exceptions(uow, paypos.clock(), business_date=day, merchant_id=merchant)
+        return [e.to_json() for e in recon.list_exceptions(uow, merchant_id=merchant, limit=500)
+                if e.kind in recon.PAYOUT_KINDS]
+
+    rows = _run(data_dir, database_url, work, write=True)
+    _show("Payout reconciliation exceptions", rows, _RECON_COLUMNS, as_json)
+
+
 @recon_app.command("list")
 def list_(status: Annotated[StatusChoice, typer.Option("--status", help="open, resolved or all.")] = StatusChoice.OPEN,
           merchant: Annotated[str | None, typer.Option("--merchant", help="One merchant's.")] = None,

@@ -34,7 +34,9 @@ from paypos.adapters.db.uow import UnitOfWork
 from paypos.services import audit
 
 TERMINAL_KINDS = ("missing_at_host", "missing_at_terminal", "amount_differs", "reversed")
-PAYOUT_KINDS = ("payout_missing", "payout_amount_differs", "payout_unexpected")
+# The payout leg (services/payout_recon.py): a ledger leg absent or of another amount, money
+# moved against the payout's status, a payout the bank returned, one left unsent or unanswered.
+PAYOUT_KINDS = ("payout_missing", "payout_amount_differs", "payout_unexpected", "payout_returned", "payout_stale")
 KINDS = TERMINAL_KINDS + PAYOUT_KINDS
 _MONEY_KINDS = ("purchase", "completion", "refund")
 JOURNAL_CSV_COLUMNS = ("stan", "transmission_dt", "kind", "amount_minor", "status")

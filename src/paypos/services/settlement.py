@@ -614,6 +614,11 @@ def import_statement(uow: UnitOfWork, data: bytes, actor: str, now: datetime) ->
         _apply_statement_line(uow, store, payout, status, code, reason, now)
     applied = {"paid": sum(1 for t in todo if t[1] == "paid"), "returned": sum(1 for t in todo if t[1] == "returned")}
     audit.record(uow, now, actor, "settlement.statement_import", "bank_statement", parsed.header[0], details=applied)
+    from paypos.services import payout_recon  # the payout leg of reconciliation reads what was just applied
+
+    for payout, _status, _code, _reason in todo:
+        payout_recon.record_payout_exceptions(uow, now, business_date=payout.business_date,
+                                              merchant_id=payout.merchant_id)
     return {"statement_id": parsed.header[0], "file_id": parsed.header[1], **applied,
             "skipped": len(parsed.details) - len(todo)}
 
