@@ -19,7 +19,7 @@ from paypos.bootstrap import App
 from paypos.services import api_keys as service
 
 # The CLI plumbing (options, app, one-line errors, tables/JSON) of the sibling command groups.
-from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _app, _fail, _show
+from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _fail, _show, in_unit_of_work
 
 T = TypeVar("T")
 merchants_app = typer.Typer(help="Merchants: applications and review, lifecycle (activate, suspend, reactivate, close), "
@@ -35,17 +35,12 @@ _COLUMNS = ["id", "prefix", "label", "status", "created_at", "revoked_at"]
 def _run(data_dir: Path | None, database_url: str | None, work: Callable[[App, UnitOfWork], T], *,
          write: bool = True) -> T:
     """One use case in one unit of work (committed when it writes); a refusal exits 1 in one line."""
-    with _app(data_dir, database_url) as paypos:
-        try:
-            with paypos.uow(write=write) as uow:
-                result = work(paypos, uow)
-                if write:
-                    uow.commit()
-                return result
-        except (service.KeyNotFound, service.MerchantNotFound, service.KeyRefused) as error:
-            _fail(str(error), 1)
-        except ValueError as error:  # bad input, such as a label too long
-            _fail(str(error), 2)
+    try:
+        return in_unit_of_work(data_dir, database_url, work, write=write)
+    except (service.KeyNotFound, service.MerchantNotFound, service.KeyRefused) as error:
+        _fail(str(error), 1)
+    except ValueError as error:  # bad input, such as a label too long
+        _fail(str(error), 2)
 
 
 @api_keys_app.command("create")

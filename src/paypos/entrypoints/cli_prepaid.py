@@ -97,6 +97,18 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code) from None
 
 
+def in_unit_of_work(data_dir: Path | None, database_url: str | None, work: Callable[[App, UnitOfWork], T], *,
+                    write: bool) -> T:
+    """One use case in one unit of work, committed when it writes. The app's own failures (not
+    initialised, database unreachable) exit 2 in one line; the use case's errors propagate for
+    the command group to map to its one-line refusals."""
+    with _app(data_dir, database_url) as paypos, paypos.uow(write=write) as uow:
+        result = work(paypos, uow)
+        if write:
+            uow.commit()
+        return result
+
+
 def _run(data_dir: Path | None, database_url: str | None, work: Callable[[App, UnitOfWork], T],
          *, write: bool = True) -> T:
     """One use case in one committed unit of work; its refusal as one line on stderr."""

@@ -28,7 +28,7 @@ from paypos.adapters.db.uow import UnitOfWork
 from paypos.bootstrap import App
 from paypos.domain.money import MoneyError, parse_major
 from paypos.domain.pricing import DeviceKind, PaymentMethod, PricingError, plan_from_json, plan_to_json
-from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _app, _fail, _show
+from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _fail, _show, in_unit_of_work
 from paypos.services import audit
 from paypos.services import pricing as service
 
@@ -48,19 +48,14 @@ _CHARGE_COLUMNS = ["id", "amount_minor", "currency", "status"]
 def _run(data_dir: Path | None, database_url: str | None, work: Callable[[App, UnitOfWork], T], *,
          write: bool = True) -> T:
     """One use case in one unit of work (committed when it writes); bad input exits 2, a refusal 1."""
-    with _app(data_dir, database_url) as paypos:
-        try:
-            with paypos.uow(write=write) as uow:
-                result = work(paypos, uow)
-                if write:
-                    uow.commit()
-                return result
-        except PricingError as error:
-            _fail(str(error), 1 if error.field in ("merchant", "plan", "id", "from") else 2)
-        except MoneyError as error:
-            _fail(f"amount: {error}", 2)
-        except (service.ConcurrentCharge, sa.exc.IntegrityError):
-            _fail("another run changed the same records meanwhile: nothing was written, run it again", 1)
+    try:
+        return in_unit_of_work(data_dir, database_url, work, write=write)
+    except PricingError as error:
+        _fail(str(error), 1 if error.field in ("merchant", "plan", "id", "from") else 2)
+    except MoneyError as error:
+        _fail(f"amount: {error}", 2)
+    except (service.ConcurrentCharge, sa.exc.IntegrityError):
+        _fail("another run changed the same records meanwhile: nothing was written, run it again", 1)
 
 
 # --- plans ----------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from paypos.adapters.db.uow import UnitOfWork
 from paypos.bootstrap import App
-from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _app, _fail, _show, err
+from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _app, _fail, _show, err, in_unit_of_work
 
 T = TypeVar("T")
 reports_app = typer.Typer(help="Reports: statements (CSV, PDF), transaction search, operator report, rollups.",
@@ -59,17 +59,12 @@ def _run(data_dir: Path | None, database_url: str | None, work: Callable[[App, U
     from paypos.services import reconciliation as recon
     from paypos.services.reports import MerchantNotFound, ReportError
 
-    with _app(data_dir, database_url) as paypos:
-        try:
-            with paypos.uow(write=write) as uow:
-                result = work(paypos, uow)
-                if write:
-                    uow.commit()
-                return result
-        except (ReportError, recon.ReconciliationError) as error:
-            _fail(f"{error.field}: {error}", 2)
-        except (MerchantNotFound, recon.ExceptionNotFound, recon.AlreadyResolved) as error:
-            _fail(str(error), 1)
+    try:
+        return in_unit_of_work(data_dir, database_url, work, write=write)
+    except (ReportError, recon.ReconciliationError) as error:
+        _fail(f"{error.field}: {error}", 2)
+    except (MerchantNotFound, recon.ExceptionNotFound, recon.AlreadyResolved) as error:
+        _fail(str(error), 1)
 
 
 def _moment(text: str | None, option: str) -> datetime | None:
