@@ -31,8 +31,12 @@ from paypos.config import Settings
 TEST_DATA_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 # python-escpos caches its printer capabilities in a new temporary directory per process
-# unless told where: one fixed place keeps test runs from littering /tmp.
-os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", os.path.join(tempfile.gettempdir(), "paypos-escpos-cache"))
+# unless told where: one place per test run and xdist worker keeps runs from littering /tmp
+# (the CLI subprocesses a worker starts reuse it). Never one place for every process: the
+# library writes the pickle in place, so a process reading while another writes gets EOFError.
+# Set in every process that imports this (the xdist controller's value is inherited by its
+# workers, so each worker replaces it with its own).
+os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = os.path.join(tempfile.gettempdir(), f"paypos-escpos-{os.getpid()}")
 os.makedirs(os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"], exist_ok=True)
 PG_ADMIN_URL = os.environ.get("PAYPOS_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -151,3 +155,8 @@ def app(database_url: str, tmp_path: Path, clock: FakeClock, vault: Vault) -> It
     paypos = App(settings=settings, engine=make_engine(database_url), vault=vault, clock=clock)
     yield paypos
     paypos.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove this process's python-escpos cache (see ESCPOS_CAPABILITIES_PICKLE_DIR above)."""
+    shutil.rmtree(os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"], ignore_errors=True)
