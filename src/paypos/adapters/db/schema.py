@@ -507,6 +507,7 @@ payment_requests = sa.Table(
     sa.UniqueConstraint("merchant_id", "order_id", name="uq_payment_requests_merchant_order"),
     sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
     sa.Index("ix_payment_requests_merchant_created", "merchant_id", "created_at", "id"),  # cursor pages
+    sa.Index("ix_payment_requests_status_expires", "status", "expires_at"),  # the expiry sweep
 )
 
 # Idempotency-Key of every POST, per merchant: the row's insert is the lock (its primary key),
