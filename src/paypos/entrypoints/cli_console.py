@@ -20,7 +20,7 @@ import typer
 from paypos.adapters.db.console import ConsoleUser
 from paypos.adapters.db.uow import UnitOfWork
 from paypos.bootstrap import App
-from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _app, _fail, _show
+from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _fail, _show, in_unit_of_work
 
 T = TypeVar("T")
 console_app = typer.Typer(help="The web console (/console/ on `paypos serve`): its users.", no_args_is_help=True)
@@ -45,16 +45,12 @@ def _iso(moment: datetime | None) -> str | None:
 def _run(data_dir: Path | None, database_url: str | None, work: Callable[[App, UnitOfWork], T]) -> T:
     from paypos.services import console_auth as auth
 
-    with _app(data_dir, database_url) as paypos:
-        try:
-            with paypos.uow() as uow:
-                result = work(paypos, uow)
-                uow.commit()
-                return result
-        except (auth.UserNotFound, auth.UserRefused) as error:
-            _fail(str(error), 1)
-        except auth.ConsoleError as error:
-            _fail(str(error), 2)
+    try:
+        return in_unit_of_work(data_dir, database_url, work, write=True)
+    except (auth.UserNotFound, auth.UserRefused) as error:
+        _fail(str(error), 1)
+    except auth.ConsoleError as error:
+        _fail(str(error), 2)
 
 
 def _password(from_stdin: bool) -> str:

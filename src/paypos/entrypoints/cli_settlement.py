@@ -29,7 +29,7 @@ from paypos import limits
 from paypos.adapters.db.uow import UnitOfWork
 from paypos.bootstrap import App
 from paypos.domain.settlement import WEEKDAYS, Cycle, FileError, SettlementError, parse_weekday
-from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _app, _fail, _show
+from paypos.entrypoints.cli_prepaid import DatabaseUrl, DataDir, JsonFlag, _app, _fail, _show, in_unit_of_work
 from paypos.services import audit
 from paypos.services import settlement as service
 
@@ -64,12 +64,8 @@ _ACCOUNT_COLUMNS = ["id", "merchant_id", "number", "status", "attempts_left", "b
 def _run(data_dir: Path | None, database_url: str | None, work: Callable[[App, UnitOfWork], T], *,
          write: bool = True) -> T:
     """One use case in one unit of work (committed when it writes); a refusal exits in one line."""
-    with _app(data_dir, database_url) as paypos, _refusals():
-        with paypos.uow(write=write) as uow:
-            result = work(paypos, uow)
-            if write:
-                uow.commit()
-            return result
+    with _refusals():
+        return in_unit_of_work(data_dir, database_url, work, write=write)
 
 
 @contextmanager
