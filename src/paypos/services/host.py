@@ -25,14 +25,14 @@ from paypos.authorization.context import AuthContext, Replay, business_fingerpri
 from paypos.authorization.manager import Participant, TransactionManager
 from paypos.authorization.result import Result, response_code
 from paypos.adapters.db.batch import HostBatch, NeedsDatabase
-from paypos.adapters.db.host import rrn_of
+from paypos.adapters.db.host import id_of_rrn, rrn_of
 from paypos.adapters.db.registry import SqlRegistry
 from paypos.adapters.db.uow import UnitOfWork
 from paypos.adapters.vault import Vault
 from paypos.bootstrap import App
 from paypos.protocol import emv, iso8583
 from paypos.domain.money import MoneyError, currency
-from paypos.domain.registry import IssuerCard
+from paypos.domain.registry import IssuerCard, Terminal
 from paypos.networks.issuer import PIN_TRIES_MAX
 from paypos.networks.sandbox.catalog import ACCOUNT_CODE_FOR_FUNDING
 from paypos.protocol.card import CardDataError, mask_pan, parse_track2
@@ -75,6 +75,21 @@ FLOWS: dict[tuple[str, str], Flow] = {
 WALLET_SALE = _flow("purchase", [p.ValidateFinancial(needs_card=False), p.RefuseReversedOriginal(),
                                  w.ValidateWalletPayment(), w.WalletPay()], batched=False)
 UNSUPPORTED = _flow(None, [p.RefuseUnsupported()])
+
+
+def _is_refund(request: dict[str, str]) -> bool:
+    return request["t"] == "0200" and request.get("3", "")[:2] == "20"
+
+
+def _account_keys(registry: SqlRegistry, card: IssuerCard | None, merchant_id: str,
+                  alpha: str) -> list[tuple[str, str, str]]:
+    """The ledger accounts a card payment at a merchant moves: the funding card's, the
+    merchant's pending and the platform's fees (`posting.sale_chain`)."""
+    funding = registry.get_card(card.token_for_card_id) if card and card.token_for_card_id else card
+    keys = [(f"merchant:{merchant_id}", "merchant_pending", alpha), ("platform", "fees_revenue", alpha)]
+    if funding is not None:
+        keys.append((f"card:{funding.card_id}", ACCOUNT_CODE_FOR_FUNDING[funding.funding], alpha))
+    return keys
 
 
 def select_flow(request: dict[str, str]) -> Flow:
@@ -197,34 +212,56 @@ class IsoHost:
                 for index, answer in done.items()}
 
     def _prefetch(self, batch: HostBatch, requests: list[dict[str, str]]) -> None:
-        """Lock and load, set-wise, the rows these requests will most likely touch (in the
-        per-request path's lock order: terminal state, card state, accounts). Only a
-        speed-up: whatever is not loaded here is loaded row by row when asked for."""
+        """Lock and load, set-wise, the rows these requests will most likely touch, in the
+        per-request path's lock order: terminal state, card state, the journal rows that
+        reversals and refunds name, ledger accounts. Only a speed-up: whatever is not
+        loaded here is loaded row by row when asked for."""
         registry, vault = batch.view.registry, self.app.vault
         requests = [r for r in requests if select_flow(r).batched]  # the others run after the flush
+        registry.prime_terminals(r["41"] for r in requests)
         terminals = {r["41"]: registry.get_terminal(r["41"]) for r in requests}
-        batch.lock_terminal_states(tid for tid, terminal in terminals.items() if terminal is not None)
-        cards: set[str] = set()
-        accounts: set[int] = set()
-        ledger = batch.view.ledger
+        # Registry rows first, one statement per kind for the whole batch (a card is rarely
+        # seen twice within the cache's TTL: one by one, this was ~2 statements a request).
+        hashes = {id(r): self._pan_hash(r, vault) for r in requests if terminals[r["41"]] is not None}
+        registry.prime_cards(pan_hashes=[h for h in hashes.values() if h is not None])
+        presented: list[tuple[dict[str, str], Terminal, IssuerCard]] = []
         for request in requests:
-            terminal = terminals[request["41"]]
-            card = self._presented_card(request, registry, vault) if terminal is not None else None
-            if card is None or terminal is None:
-                continue
-            cards.add(card.card_id)
-            funding = registry.get_card(card.token_for_card_id) if card.token_for_card_id else card
+            pan_hash = hashes.get(id(request))
+            card = registry.find_card_by_pan_hash(pan_hash) if pan_hash is not None else None
+            if card is not None:
+                presented.append((request, terminals[request["41"]], card))  # type: ignore[arg-type]
+        registry.prime_cards(card_ids=[c.token_for_card_id for _, _, c in presented if c.token_for_card_id])
+        registry.prime_card_sealed(c.card_id for _, _, c in presented)
+        batch.lock_terminal_states(tid for tid, terminal in terminals.items() if terminal is not None)
+        cards = {card.card_id for _, _, card in presented}
+        batch.lock_card_states(cards, PIN_TRIES_MAX)
+        named, rrn_ids = [], []
+        for request in requests:
+            if request["t"] in ("0400", "0420"):
+                try:
+                    original = iso8583.parse_original_data_elements(request.get("90", ""))
+                except iso8583.MessageError:
+                    continue
+                named.append((request["41"], original.stan, original.transmission_datetime))
+            elif _is_refund(request) and request.get("37", "").strip():
+                rrn_ids.append(id_of_rrn(request["37"].strip()))
+        batch.load_originals(named, rrn_ids)
+        registry.prime_cards(card_ids=[o.card_id for o in batch.originals.values() if o.card_id])
+        keys: list[tuple[str, str, str]] = []
+        for original in batch.originals.values():
+            card = registry.get_card(original.card_id) if original.card_id else None
+            keys.extend(_account_keys(registry, card, original.merchant_id, original.currency))
+        for request, terminal, card in presented:
             try:
                 alpha = currency(terminal.currency).alpha
             except MoneyError:
                 continue
-            if funding is not None:
-                accounts.add(ledger.find_account_id(f"card:{funding.card_id}",
-                                                    ACCOUNT_CODE_FOR_FUNDING[funding.funding], alpha) or 0)
-            accounts.add(ledger.find_account_id(f"merchant:{terminal.merchant_id}", "merchant_pending", alpha) or 0)
-            accounts.add(ledger.find_account_id("platform", "fees_revenue", alpha) or 0)
-        batch.lock_card_states(cards, PIN_TRIES_MAX)
-        batch.lock_accounts(accounts - {0})
+            keys.extend(_account_keys(registry, card, terminal.merchant_id, alpha))
+            if _is_refund(request) and not request.get("37", "").strip():
+                keys.append((f"merchant:{terminal.merchant_id}", "merchant_available", alpha))
+        ledger = batch.view.ledger
+        ledger.prime_account_ids(keys)
+        batch.lock_accounts({ledger.find_account_id(*key) or 0 for key in keys} - {0})
         identities = [(r["41"], r["11"], r.get("7", "")) for r in requests]
         batch.load_answers(identities)
         batch.load_tombstones(identities)
@@ -232,12 +269,12 @@ class IsoHost:
         batch.reserve_transaction_ids(sum(1 for r in requests if select_flow(r).kind is not None))
 
     @staticmethod
-    def _presented_card(request: dict[str, str], registry: SqlRegistry, vault: Vault) -> IssuerCard | None:
+    def _pan_hash(request: dict[str, str], vault: Vault) -> str | None:
         try:
             pan = parse_track2(request["35"]).pan if "35" in request else request.get("2")
         except CardDataError:
             return None
-        return registry.find_card_by_pan_hash(vault.lookup_hash(pan)) if pan else None
+        return vault.lookup_hash(pan) if pan else None
 
     def _run(self, request: dict[str, str], raw: bytes, stores: UnitOfWork,
              now: datetime) -> tuple[dict[str, str], AuthContext]:

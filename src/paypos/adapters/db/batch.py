@@ -20,8 +20,12 @@ Rules that keep it exactly as safe as one transaction per request:
   with an error the host answers by re-running the batch one request at a time.
 - A request whose pipeline raises (a bug) is undone from the in-memory state by
   its undo log, so the batch never writes half of it.
-- What the in-memory state cannot answer — journal reads by identity or RRN,
-  batch totals, holds to post or void, a wallet's trades — raises `NeedsDatabase`:
+- Journal rows named by a reversal (field 90) or a refund (field 37) are locked and
+  loaded up front too, after the card states and before the accounts (the
+  per-request path's order); their updates and new reversal tombstones are flushed
+  with the rest.
+- What the in-memory state cannot answer — a journal row the batch did not load or
+  writes itself, batch totals, holds to post or void, a wallet's trades — raises `NeedsDatabase`:
   the request is undone and runs after the flush, on the plain stores, inside a
   savepoint of the same transaction. Wallet requests (0200 with field 22 = 03x,
   0600) go there without trying: the host knows their flow needs the database.
@@ -41,7 +45,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paypos.adapters.db.bulk import insert_rows, update_rows
-from paypos.adapters.db.host import AnsweredMessage, CardState, SqlHostStore, TerminalState
+from paypos.adapters.db.host import AnsweredMessage, CardState, HostTransaction, SqlHostStore, TerminalState, id_of_rrn
 from paypos.adapters.db.ledger import SqlLedger
 from paypos.adapters.db.pricing import SqlPricingStore
 from paypos.adapters.db.registry import SqlRegistry
@@ -104,6 +108,16 @@ class HostBatch:
         self.new_transfers: list[Transfer] = []
         self.new_failures: list[Failure] = []
         self.transfer_ids: set[str] = set()
+        # Journal rows named by this batch's reversals and refunds (field 90 / field 37),
+        # locked and loaded up front; None: looked for and absent.
+        self.originals: dict[int, HostTransaction] = {}
+        self.original_by_identity: dict[Identity, int | None] = {}
+        self.original_ids_loaded: set[int] = set()
+        self.original_updates: dict[int, dict[str, Any]] = {}
+        self.new_tombstones: list[dict[str, Any]] = []
+        # What this batch journals: a request naming one of these runs after the flush.
+        self.new_identities: set[Identity] = set()
+        self.new_ids: set[int] = set()
         self._free_ids: list[int] = []
         self._sqlite_next_id: int | None = None
         self._undo: list[Callable[[], None]] | None = None
@@ -206,6 +220,31 @@ class HostBatch:
         for row in self._db.execute(query):
             self.tombstones[(row.terminal_id, row.stan, row.transmission_dt)] = True
 
+    def load_originals(self, identities: Iterable[Identity], ids: Iterable[int]) -> None:
+        """Lock and load the journal rows named by identity (41, 11, 7 of field 90) or by id
+        (an RRN in field 37), in id order like the per-request path's row locks."""
+        wanted_identities = [i for i in set(identities) if i not in self.original_by_identity]
+        wanted_ids = [i for i in set(ids) if i not in self.original_ids_loaded and i >= 0]
+        if not wanted_identities and not wanted_ids:
+            return
+        t = host_transactions
+        conditions = []
+        if wanted_identities:
+            conditions.append(sa.tuple_(t.c.terminal_id, t.c.stan, t.c.transmission_dt).in_(wanted_identities))
+        if wanted_ids:
+            conditions.append(t.c.id.in_(wanted_ids))
+        query = sa.select(t).where(sa.or_(*conditions)).order_by(t.c.id).with_for_update()
+        for identity in wanted_identities:
+            self.original_by_identity[identity] = None
+        self.original_ids_loaded.update(wanted_ids)
+        for row in self._db.execute(query):
+            original = HostTransaction(**row._mapping)
+            self.originals[original.id] = original
+            self.original_ids_loaded.add(original.id)
+            identity = (original.terminal_id, original.stan, original.transmission_dt)
+            if self.original_by_identity.get(identity, _MISSING) is None:  # the first (lowest id) wins
+                self.original_by_identity[identity] = original.id
+
     def load_velocity(self, card_ids: Iterable[str], since: datetime) -> None:
         if self.velocity_since is not None and self.velocity_since != since:
             raise NeedsDatabase("velocity window differs from the batch's")
@@ -281,6 +320,13 @@ class HostBatch:
             )
             self._sql_ledger.apply_plan(plan, self.accounts, self.now)
         insert_rows(db, host_transactions, self.new_transactions)
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for transaction_id in sorted(self.original_updates):
+            values = self.original_updates[transaction_id]
+            by_columns.setdefault(tuple(sorted(values)), []).append({"id": transaction_id, **values})
+        for rows in by_columns.values():
+            update_rows(db, host_transactions, "id", rows)
+        insert_rows(db, reversal_tombstones, self.new_tombstones)
         insert_rows(db, iso_messages, self.new_answers)
         insert_rows(db, issuer_notifications, self.new_notifications)
         self.dirty_terminals.clear()
@@ -288,6 +334,7 @@ class HostBatch:
         self.dirty_accounts.clear()
         self.new_transfers, self.new_failures = [], []
         self.new_transactions, self.new_answers, self.new_notifications = [], [], []
+        self.original_updates, self.new_tombstones = {}, []
 
 
 class BatchView:
@@ -364,10 +411,43 @@ class BatchHostStore:
         transaction_id = b.next_transaction_id()
         row = {"refunded_minor": 0, "completed_minor": 0, **values, "id": transaction_id}
         b.append(b.new_transactions, row)
+        b.mark(b.new_ids, transaction_id)
+        b.mark(b.new_identities, (values["terminal_id"], values["stan"], values["transmission_dt"]))
         card_id = values.get("card_id")
         if card_id is not None:  # created now: inside any velocity window that ends now
             b.set_item(b.velocity_added, card_id, b.velocity_added.get(card_id, 0) + 1)
         return transaction_id
+
+    def transaction_by_identity(self, terminal_id: str, stan: str, transmission_dt: str) -> HostTransaction | None:
+        b = self._b
+        identity = (terminal_id, stan, transmission_dt)
+        if identity in b.new_identities or identity not in b.original_by_identity:
+            raise NeedsDatabase("a journal row this batch writes or did not load")
+        transaction_id = b.original_by_identity[identity]
+        return None if transaction_id is None else b.originals[transaction_id]
+
+    def transaction_by_rrn(self, merchant_id: str, rrn: str) -> HostTransaction | None:
+        b = self._b
+        transaction_id = id_of_rrn(rrn)
+        if transaction_id in b.new_ids or transaction_id not in b.original_ids_loaded:
+            raise NeedsDatabase("a journal row this batch writes or did not load")
+        original = b.originals.get(transaction_id)
+        return original if original is not None and original.merchant_id == merchant_id else None
+
+    def update_transaction(self, transaction_id: int, **values: Any) -> None:
+        b = self._b
+        if transaction_id not in b.originals:
+            raise NeedsDatabase("updating a journal row the batch did not load")
+        b.set_item(b.originals, transaction_id, replace(b.originals[transaction_id], **values))
+        b.set_item(b.original_updates, transaction_id, {**b.original_updates.get(transaction_id, {}), **values})
+
+    def add_tombstone(self, terminal_id: str, stan: str, transmission_dt: str, now: datetime) -> None:
+        b = self._b
+        if self.has_tombstone(terminal_id, stan, transmission_dt):
+            return
+        b.set_item(b.tombstones, (terminal_id, stan, transmission_dt), True)
+        b.append(b.new_tombstones, {"terminal_id": terminal_id, "stan": stan, "transmission_dt": transmission_dt,
+                                    "created_at": now})
 
     def add_notification(self, card_id: str, channel: str, recipient: str, text: str, reference: str,
                          now: datetime) -> None:
@@ -376,8 +456,7 @@ class BatchHostStore:
             "reference": reference, "created_at": now})
 
     def __getattr__(self, name: str) -> Any:
-        # transaction_by_identity, transaction_by_rrn, update_transaction, batch_totals,
-        # add_tombstone, ...: the journal's past, which only the database holds.
+        # batch_totals, transaction, ...: the journal's past, which only the database holds.
         return _needs_database(SqlHostStore, name)
 
 
@@ -390,6 +469,9 @@ class BatchLedger:
 
     def find_account_id(self, owner_ref: str, code: str, currency: str) -> int | None:
         return self._b._sql_ledger.find_account_id(owner_ref, code, currency)
+
+    def prime_account_ids(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        self._b._sql_ledger.prime_account_ids(keys)
 
     def get_account(self, account_id: int) -> Account | None:
         return self._b.account(account_id)

@@ -46,6 +46,20 @@ class TtlCache:
                 self._entries[key] = (-1.0 if forever else now, value)
         return value
 
+    def fresh(self, key: Hashable) -> bool:
+        """Whether ``key`` holds a value ``get`` would return without loading."""
+        entry = self._entries.get(key)
+        return entry is not None and (entry[0] < 0 or self._clock() - entry[0] < self._ttl_s)
+
+    def put(self, key: Hashable, value: object, *, forever: bool = False) -> None:
+        """Store a value loaded elsewhere (a set-wise load of many keys in one statement)."""
+        if value is None:
+            return
+        with self._lock:
+            if len(self._entries) >= self._entries_max:
+                self._entries.clear()
+            self._entries[key] = (-1.0 if forever else self._clock(), value)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -59,3 +73,9 @@ class NoCache(TtlCache):
 
     def get(self, key: Hashable, load: Callable[[], T], *, forever: bool = False) -> T:
         return load()
+
+    def fresh(self, key: Hashable) -> bool:
+        return False
+
+    def put(self, key: Hashable, value: object, *, forever: bool = False) -> None:
+        return None

@@ -114,6 +114,17 @@ class SqlLedger:
 
         return self._cache.get(("account", owner_ref, code, currency), load, forever=True)
 
+    def prime_account_ids(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        """`find_account_id` of many (owner_ref, code, currency) keys in one statement."""
+        wanted = sorted({k for k in keys if not self._cache.fresh(("account", *k))})
+        if not wanted or isinstance(self._cache, NoCache):
+            return
+        a = ledger_accounts.c
+        query = sa.select(a.id, a.owner_ref, a.code, a.currency).where(
+            sa.tuple_(a.owner_ref, a.code, a.currency).in_(wanted))
+        for row in self._db.execute(query):
+            self._cache.put(("account", row.owner_ref, row.code, row.currency), row.id, forever=True)
+
     def get_account(self, account_id: int) -> Account | None:
         row = self._db.execute(sa.select(ledger_accounts).where(ledger_accounts.c.id == account_id)).one_or_none()
         return None if row is None else _account(row)
