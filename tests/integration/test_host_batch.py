@@ -225,3 +225,43 @@ def test_two_reversals_of_one_sale_in_a_batch_undo_it_once(app: App, host: IsoHo
     assert card_available(app, card["id"]) == card["available_minor"]
     assert balance(app, "platform", "fees_revenue") == 0
     assert ledger_service.check(app.engine, app.clock) == []
+
+
+def test_two_host_processes_batching_at_once_lose_no_posting_on_the_shared_accounts(
+        app: App, host: IsoHost, cards) -> None:
+    """The merchant's pending and the platform's fees carry no limit flag, so a batch does not
+    lock them up front: its flush adds the batch's sums to the stored balances under a lock
+    taken last. Two hosts over one database (two engines, as two processes) answering
+    batches of one merchant's sales at the same time must end with exactly every posting."""
+    import threading
+
+    from paypos.adapters.db.engine import make_engine
+
+    other_app = App(settings=app.settings, engine=make_engine(str(app.engine.url.render_as_string(False))),
+                    vault=app.vault, clock=app.clock)
+    hosts = [host, IsoHost(other_app)]
+    t1, t2 = terminal(app, "CAFE0001"), terminal(app, "CAFE0002")
+    tap, chip = cards["visa-cvn18-approve"], cards["visa-cvn10-approve"]
+    amounts = [[100 + 7 * i + j for j in range(3)] for i in range(8)]
+    scripts = [[[tap_sale(t1, tap, a) for a in batch] for batch in amounts],
+               [[chip_sale(t2, chip, a) for a in batch] for batch in amounts]]
+    codes: list[list[str]] = [[], []]
+
+    def run(index: int) -> None:
+        for batch in scripts[index]:
+            codes[index].extend(a["39"] for a in decoded(hosts[index].handle_batch(batch)))
+
+    try:
+        threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        other_app.close()
+    assert codes == [["00"] * 24, ["00"] * 24]
+    every = [a for batch in amounts for a in batch] * 2
+    assert balance(app, "platform", "fees_revenue") == sum(fee_minor(a) for a in every)
+    assert balance(app, f"merchant:{t1.merchant_id}", "merchant_pending") == sum(every) - sum(fee_minor(a) for a in every)
+    assert card_available(app, tap["id"]) == tap["available_minor"] - sum(every) // 2
+    assert ledger_service.check(app.engine, app.clock) == []

@@ -61,6 +61,8 @@ from paypos.adapters.db.schema import (
 from paypos.adapters.db.uow import UnitOfWork
 from paypos.domain.ledger import (
     Account,
+    AccountFlags,
+    Balances,
     Failure,
     LedgerInvariantError,
     LedgerPlan,
@@ -99,6 +101,11 @@ class HostBatch:
         self.velocity_stored: dict[str, int] = {}
         self.velocity_added: dict[str, int] = {}
         self.accounts: dict[int, Account] = {}
+        # Accounts with no limit flag (a merchant's pending, the platform's fees: every sale
+        # credits them): nothing the batch decides depends on their balances, so they are not
+        # locked up front. Their in-memory balances start at zero and add up the batch's
+        # postings; the flush locks them last, briefly, and adds those sums to the stored ones.
+        self.unlimited: set[int] = set()
         self.dirty_terminals: set[str] = set()
         self.dirty_cards: set[str] = set()
         self.dirty_accounts: set[int] = set()
@@ -192,9 +199,16 @@ class HostBatch:
         self.cards.update((s.card_id, s) for s in missing)
 
     def lock_accounts(self, account_ids: Iterable[int]) -> None:
+        """Lock and read the accounts that carry a limit flag; hold the others (see
+        ``unlimited``) at zero, to be added to the stored balances by the flush."""
         wanted = set(account_ids) - set(self.accounts)
-        if wanted:
-            self.accounts.update(self._sql_ledger.lock_accounts(wanted))
+        if not wanted:
+            return
+        shapes = self._sql_ledger.account_shapes(wanted)
+        unlimited = {i for i, shape in shapes.items() if shape.flags == AccountFlags.NONE}
+        self.accounts.update(self._sql_ledger.lock_accounts(wanted - unlimited))
+        self.accounts.update((i, shapes[i]) for i in unlimited)
+        self.unlimited |= unlimited
 
     def load_answers(self, identities: Iterable[Identity]) -> None:
         wanted = [i for i in set(identities) if i not in self.answers]
@@ -295,7 +309,11 @@ class HostBatch:
         return self.cards[card_id]
 
     def account(self, account_id: int) -> Account | None:
+        """An account with its stored balances (one without a limit flag is not read by the
+        batch: its balance is the database's)."""
         self.lock_accounts({account_id})
+        if account_id in self.unlimited:
+            raise NeedsDatabase("the balance of an account the batch does not lock")
         return self.accounts.get(account_id)
 
     # --- the flush -------------------------------------------------------------------
@@ -310,15 +328,6 @@ class HostBatch:
         update_rows(db, issuer_card_state, "card_id", [
             {"card_id": s.card_id, "atc_last": s.atc_last, "pin_tries_left": s.pin_tries_left, "updated_at": self.now}
             for s in (self.cards[c] for c in sorted(self.dirty_cards))])
-        if self.new_transfers or self.new_failures or self.dirty_accounts:
-            plan = LedgerPlan(
-                outcomes=[], new_transfers=self.new_transfers,
-                account_balances={i: self.accounts[i].balances for i in sorted(self.dirty_accounts)},
-                pending_states={t.id: PendingState.PENDING for t in self.new_transfers
-                                if t.kind is TransferKind.PENDING},
-                failures=self.new_failures,
-            )
-            self._sql_ledger.apply_plan(plan, self.accounts, self.now)
         insert_rows(db, host_transactions, self.new_transactions)
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for transaction_id in sorted(self.original_updates):
@@ -329,12 +338,33 @@ class HostBatch:
         insert_rows(db, reversal_tombstones, self.new_tombstones)
         insert_rows(db, iso_messages, self.new_answers)
         insert_rows(db, issuer_notifications, self.new_notifications)
+        # The ledger last: the unlimited accounts' row locks, taken here, are held only for
+        # the rest of the flush and the commit, so other host processes' batches overlap.
+        if self.new_transfers or self.new_failures or self.dirty_accounts:
+            dirty = sorted(self.dirty_accounts)
+            stored = self._sql_ledger.lock_accounts({i for i in dirty if i in self.unlimited})
+            balances = {i: _plus(stored[i].balances, self.accounts[i].balances) if i in self.unlimited
+                        else self.accounts[i].balances for i in dirty}
+            plan = LedgerPlan(
+                outcomes=[], new_transfers=self.new_transfers, account_balances=balances,
+                pending_states={t.id: PendingState.PENDING for t in self.new_transfers
+                                if t.kind is TransferKind.PENDING},
+                failures=self.new_failures,
+            )
+            self._sql_ledger.apply_plan(plan, {**self.accounts, **stored}, self.now)
+            for i in self.unlimited:  # written: the batch's sums start again from zero
+                self.accounts[i] = replace(self.accounts[i], balances=Balances(0, 0, 0, 0))
         self.dirty_terminals.clear()
         self.dirty_cards.clear()
         self.dirty_accounts.clear()
         self.new_transfers, self.new_failures = [], []
         self.new_transactions, self.new_answers, self.new_notifications = [], [], []
         self.original_updates, self.new_tombstones = {}, []
+
+
+def _plus(stored: Balances, added: Balances) -> Balances:
+    return Balances(stored.debits_pending + added.debits_pending, stored.debits_posted + added.debits_posted,
+                    stored.credits_pending + added.credits_pending, stored.credits_posted + added.credits_posted)
 
 
 class BatchView:

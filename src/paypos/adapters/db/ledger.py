@@ -191,6 +191,28 @@ class SqlLedger:
         )
         return {row.id: _transfer(row) for row in rows}
 
+    def account_shapes(self, account_ids: Iterable[int]) -> dict[int, Account]:
+        """The accounts with their balances left at zero, read without a lock and cached for
+        good: an account's identity and limit flags never change (`open_account` refuses a
+        change), only its balances, which this never returns."""
+        shapes: dict[int, Account] = {}
+        wanted = []
+        for account_id in set(account_ids):
+            key = ("shape", account_id)
+            if self._cache.fresh(key):
+                shapes[account_id] = self._cache.get(key, lambda: None)  # type: ignore[arg-type,return-value]
+            else:
+                wanted.append(account_id)
+        if wanted:
+            a = ledger_accounts.c
+            query = sa.select(a.id, a.owner_ref, a.owner, a.code, a.currency, a.flags).where(a.id.in_(sorted(wanted)))
+            for row in self._db.execute(query):
+                shape = Account(id=row.id, owner_ref=row.owner_ref, owner=row.owner, code=row.code,
+                                currency=row.currency, flags=AccountFlags(row.flags), balances=Balances(0, 0, 0, 0))
+                self._cache.put(("shape", row.id), shape, forever=True)
+                shapes[row.id] = shape
+        return shapes
+
     def lock_accounts(self, account_ids: set[int]) -> dict[int, Account]:
         """Lock (PostgreSQL: FOR UPDATE, ids ascending) and read accounts."""
         if not account_ids:
