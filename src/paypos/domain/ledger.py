@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntFlag, StrEnum
 
@@ -572,8 +572,17 @@ def _accounts_for(debit_id: int, credit_id: int, work: _WorkingState) -> tuple[A
     return debit, credit
 
 
+_BALANCE_FIELDS = frozenset({"debits_pending", "debits_posted", "credits_pending", "credits_posted"})
+
+
 def _add(balances: Balances, **deltas: int) -> Balances:
-    updated = replace(balances, **{name: getattr(balances, name) + delta for name, delta in deltas.items()})
+    # Built directly rather than by dataclasses.replace (the ledger's hottest line: ~4 per sale).
+    updated = Balances(balances.debits_pending + deltas.get("debits_pending", 0),
+                       balances.debits_posted + deltas.get("debits_posted", 0),
+                       balances.credits_pending + deltas.get("credits_pending", 0),
+                       balances.credits_posted + deltas.get("credits_posted", 0))
+    if not deltas.keys() <= _BALANCE_FIELDS:
+        raise TypeError(f"unknown balance fields in {sorted(deltas)}")
     if any(value < 0 for value in updated.values()):
         raise LedgerInvariantError(f"balance went negative: {updated}")
     if any(value > limits.balance_minor_max for value in updated.values()):

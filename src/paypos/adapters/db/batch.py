@@ -44,7 +44,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from paypos.adapters.db.bulk import insert_rows, update_rows
+from paypos.adapters.db.bulk import any_of, insert_rows, tuple_in, update_rows
 from paypos.adapters.db.host import AnsweredMessage, CardState, HostTransaction, SqlHostStore, TerminalState, id_of_rrn
 from paypos.adapters.db.ledger import SqlLedger
 from paypos.adapters.db.pricing import SqlPricingStore
@@ -170,7 +170,7 @@ class HostBatch:
         wanted = sorted(set(terminal_ids) - set(self.terminals))
         if not wanted:
             return
-        query = (sa.select(terminal_state).where(terminal_state.c.terminal_id.in_(wanted))
+        query = (sa.select(terminal_state).where(any_of(self._db, terminal_state.c.terminal_id, wanted))
                  .order_by(terminal_state.c.terminal_id).with_for_update())
         for row in self._db.execute(query):
             self.terminals[row.terminal_id] = TerminalState(row.terminal_id, row.ksn_counter_last,
@@ -188,7 +188,7 @@ class HostBatch:
         wanted = sorted(set(card_ids) - set(self.cards))
         if not wanted:
             return
-        query = (sa.select(issuer_card_state).where(issuer_card_state.c.card_id.in_(wanted))
+        query = (sa.select(issuer_card_state).where(any_of(self._db, issuer_card_state.c.card_id, wanted))
                  .order_by(issuer_card_state.c.card_id).with_for_update())
         for row in self._db.execute(query):
             self.cards[row.card_id] = CardState(row.card_id, row.atc_last, row.pin_tries_left)
@@ -215,7 +215,7 @@ class HostBatch:
         if not wanted:
             return
         m = iso_messages
-        query = sa.select(m).where(sa.tuple_(m.c.terminal_id, m.c.stan, m.c.transmission_dt).in_(wanted))
+        query = sa.select(m).where(tuple_in(self._db, (m.c.terminal_id, m.c.stan, m.c.transmission_dt), wanted))
         for identity in wanted:
             self.answers[identity] = None
         for row in self._db.execute(query):
@@ -228,7 +228,7 @@ class HostBatch:
             return
         t = reversal_tombstones
         query = sa.select(t.c.terminal_id, t.c.stan, t.c.transmission_dt).where(
-            sa.tuple_(t.c.terminal_id, t.c.stan, t.c.transmission_dt).in_(wanted))
+            tuple_in(self._db, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), wanted))
         for identity in wanted:
             self.tombstones[identity] = False
         for row in self._db.execute(query):
@@ -242,12 +242,14 @@ class HostBatch:
         if not wanted_identities and not wanted_ids:
             return
         t = host_transactions
-        conditions = []
+        named = []  # the ids, as a UNION (an OR of the two would scan the whole journal)
         if wanted_identities:
-            conditions.append(sa.tuple_(t.c.terminal_id, t.c.stan, t.c.transmission_dt).in_(wanted_identities))
+            named.append(sa.select(t.c.id).where(
+                tuple_in(self._db, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), wanted_identities)))
         if wanted_ids:
-            conditions.append(t.c.id.in_(wanted_ids))
-        query = sa.select(t).where(sa.or_(*conditions)).order_by(t.c.id).with_for_update()
+            named.append(sa.select(t.c.id).where(any_of(self._db, t.c.id, wanted_ids)))
+        ids = named[0] if len(named) == 1 else sa.union(*named)
+        query = sa.select(t).where(t.c.id.in_(ids)).order_by(t.c.id).with_for_update()
         for identity in wanted_identities:
             self.original_by_identity[identity] = None
         self.original_ids_loaded.update(wanted_ids)
@@ -267,7 +269,7 @@ class HostBatch:
         if not wanted:
             return
         t = host_transactions
-        query = (sa.select(t.c.card_id, sa.func.count()).where(t.c.card_id.in_(wanted), t.c.created_at >= since)
+        query = (sa.select(t.c.card_id, sa.func.count()).where(any_of(self._db, t.c.card_id, wanted), t.c.created_at >= since)
                  .group_by(t.c.card_id))
         counts = {card_id: n for card_id, n in self._db.execute(query)}
         for card_id in wanted:

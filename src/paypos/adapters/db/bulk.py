@@ -12,11 +12,12 @@ embedded default, where executemany is already a C loop) keeps executemany.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql
 
 
 def _is_postgresql(connection: sa.Connection) -> bool:
@@ -27,6 +28,29 @@ def _same_columns(rows: Sequence[Mapping[str, Any]]) -> list[str] | None:
     columns = list(rows[0])
     keys = set(columns)
     return columns if all(set(row) == keys for row in rows) else None
+
+
+def any_of(connection: sa.Connection, column: sa.ColumnElement[Any], values: Iterable[Any]) -> sa.ColumnElement[bool]:
+    """``column IN values``. On PostgreSQL one array parameter (``= ANY(...)``): the statement's
+    text is the same whatever the count, so SQLAlchemy and psycopg prepare and cache it once,
+    where an expanded IN list of N values is a new text to build and parse for every N."""
+    values = list(values)
+    if _is_postgresql(connection):
+        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
+def tuple_in(connection: sa.Connection, columns: Sequence[sa.ColumnElement[Any]],
+             rows: Iterable[Sequence[Any]]) -> sa.ColumnElement[bool]:
+    """``(a, b, ...) IN rows``; on PostgreSQL one array parameter per column, zipped by unnest.
+    A semi-join: never OR it with another condition (PostgreSQL then scans the whole table
+    and runs the subquery per row); take a UNION of ids instead."""
+    rows = [tuple(row) for row in rows]
+    if _is_postgresql(connection):
+        arrays = [sa.bindparam(None, [row[i] for row in rows], type_=postgresql.ARRAY(column.type))
+                  for i, column in enumerate(columns)]
+        return sa.tuple_(*columns).in_(sa.select(*(sa.func.unnest(array) for array in arrays)))
+    return sa.tuple_(*columns).in_(rows)
 
 
 def insert_rows(connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -32,7 +32,13 @@ def make_engine(url: str) -> Engine:
         max_overflow=limits.db_pool_overflow_max,
         pool_timeout=limits.db_pool_timeout_s,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": limits.db_connect_timeout_s},
+        # plan_cache_mode: psycopg prepares a statement run five times, and PostgreSQL may then
+        # keep one generic plan for it. A generic plan of `col = ANY($1)` (the host's set-wise
+        # loads, adapters.db.bulk.any_of) is costed for ten elements whatever the array
+        # holds, and picked sequential scans of growing tables; a custom plan per execution
+        # sees the real array (the parse is still saved).
+        connect_args={"connect_timeout": limits.db_connect_timeout_s,
+                      "options": "-c plan_cache_mode=force_custom_plan"},
     )
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from paypos import limits
-from paypos.adapters.db.bulk import insert_rows, update_rows
+from paypos.adapters.db.bulk import any_of, insert_rows, tuple_in, update_rows
 from paypos.adapters.db.cache import NoCache, TtlCache
 from paypos.adapters.db.schema import (
     ledger_accounts,
@@ -121,7 +121,7 @@ class SqlLedger:
             return
         a = ledger_accounts.c
         query = sa.select(a.id, a.owner_ref, a.code, a.currency).where(
-            sa.tuple_(a.owner_ref, a.code, a.currency).in_(wanted))
+            tuple_in(self._db, (a.owner_ref, a.code, a.currency), wanted))
         for row in self._db.execute(query):
             self._cache.put(("account", row.owner_ref, row.code, row.currency), row.id, forever=True)
 
@@ -205,7 +205,7 @@ class SqlLedger:
                 wanted.append(account_id)
         if wanted:
             a = ledger_accounts.c
-            query = sa.select(a.id, a.owner_ref, a.owner, a.code, a.currency, a.flags).where(a.id.in_(sorted(wanted)))
+            query = sa.select(a.id, a.owner_ref, a.owner, a.code, a.currency, a.flags).where(any_of(self._db, a.id, sorted(wanted)))
             for row in self._db.execute(query):
                 shape = Account(id=row.id, owner_ref=row.owner_ref, owner=row.owner, code=row.code,
                                 currency=row.currency, flags=AccountFlags(row.flags), balances=Balances(0, 0, 0, 0))
@@ -219,7 +219,7 @@ class SqlLedger:
             return {}
         query = (
             sa.select(ledger_accounts)
-            .where(ledger_accounts.c.id.in_(sorted(account_ids)))
+            .where(any_of(self._db, ledger_accounts.c.id, sorted(account_ids)))
             .order_by(ledger_accounts.c.id)
             .with_for_update()
         )

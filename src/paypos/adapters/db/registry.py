@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from paypos.adapters.db.bulk import any_of
 from paypos.adapters.db.cache import NoCache, TtlCache
 from paypos.adapters.db.schema import (
     acquirers,
@@ -116,7 +117,7 @@ class SqlRegistry:
         wanted = sorted({i for i in terminal_ids if not self._cache.fresh(("terminal", i))})
         if not wanted or isinstance(self._cache, NoCache):
             return
-        for row in self._db.execute(sa.select(terminals).where(terminals.c.terminal_id.in_(wanted))):
+        for row in self._db.execute(sa.select(terminals).where(any_of(self._db, terminals.c.terminal_id, wanted))):
             self._cache.put(("terminal", row.terminal_id), _terminal(row))
             self._cache.put(("bdk", row.terminal_id), row.bdk_enc, forever=True)
 
@@ -167,7 +168,7 @@ class SqlRegistry:
         for column, wanted in ((issuer_cards.c.pan_hash, by_hash), (issuer_cards.c.card_id, by_id)):
             if not wanted or isinstance(self._cache, NoCache):
                 continue
-            for row in self._db.execute(sa.select(issuer_cards).where(column.in_(wanted))):
+            for row in self._db.execute(sa.select(issuer_cards).where(any_of(self._db, column, wanted))):
                 card = _card(row)
                 self._cache.put(("pan", row.pan_hash), card)
                 self._cache.put(("card", card.card_id), card)
@@ -178,7 +179,7 @@ class SqlRegistry:
         if not wanted or isinstance(self._cache, NoCache):
             return
         c = issuer_cards.c
-        for row in self._db.execute(sa.select(c.card_id, *_SEALED).where(c.card_id.in_(wanted))):
+        for row in self._db.execute(sa.select(c.card_id, *_SEALED).where(any_of(self._db, c.card_id, wanted))):
             values = dict(row._mapping)
             card_id = values.pop("card_id")
             self._cache.put(("sealed", card_id), MappingProxyType(values), forever=True)

@@ -75,14 +75,17 @@ class IsoServer:
                     break
                 jobs.append(more)
             try:
-                answers = self._handler([payload for payload, _, _ in jobs])
+                answers: list[bytes | None] | Exception = self._handler([payload for payload, _, _ in jobs])
             except Exception as error:  # the handler answers 96 itself; this is a last resort
                 log.exception("batch handler failed")
-                for _, future, loop in jobs:
-                    loop.call_soon_threadsafe(_fail, future, error)
-                continue
-            for (_, future, loop), answer in zip(jobs, answers, strict=True):
-                loop.call_soon_threadsafe(_resolve, future, answer)
+                answers = error
+            # One wake-up of each event loop per batch, not per answer (each is a write to
+            # the loop's self-pipe and a GIL hand-over).
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bytes | None], bytes | None]]] = {}
+            for index, (_, future, loop) in enumerate(jobs):
+                by_loop.setdefault(loop, []).append((future, None if isinstance(answers, Exception) else answers[index]))
+            for loop, settled in by_loop.items():
+                loop.call_soon_threadsafe(_settle, settled, answers if isinstance(answers, Exception) else None)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -138,11 +141,11 @@ class IsoServer:
             in_flight.release()
 
 
-def _resolve(future: asyncio.Future[bytes | None], answer: bytes | None) -> None:
-    if not future.done():
-        future.set_result(answer)
-
-
-def _fail(future: asyncio.Future[bytes | None], error: Exception) -> None:
-    if not future.done():
-        future.set_exception(error)
+def _settle(settled: list[tuple[asyncio.Future[bytes | None], bytes | None]], error: Exception | None) -> None:
+    for future, answer in settled:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(answer)
