@@ -265,6 +265,7 @@ def run(terminals: int, duration_s: int, database_url: str | None, host: str | N
     count = requests_per_terminal or max(100, duration_s * 3000 // terminals)
     with tempfile.TemporaryDirectory() as tmp:
         server = None
+        server_started = host is None
         if host is None:
             server, port, env = _start_host(database_url, Path(tmp), iso_processes)
             host = "127.0.0.1"
@@ -278,7 +279,7 @@ def run(terminals: int, duration_s: int, database_url: str | None, host: str | N
             if server is not None:
                 server.terminate()
                 server.wait(timeout=30)
-    _report(stats, wall_s, terminals, database_url)
+    _report(stats, wall_s, terminals, database_url, iso_processes if server_started else None)
     if database_url and database_url.startswith("postgres"):
         tps = _pgbench(database_url, duration_s)
         approved_s = stats.codes["00"] / wall_s
@@ -286,10 +287,12 @@ def run(terminals: int, duration_s: int, database_url: str | None, host: str | N
                       f"paypos approved/s ÷ pgbench tps = {approved_s / tps:.2f}×")
 
 
-def _report(stats: Stats, wall_s: float, terminals: int, database_url: str | None) -> None:
+def _report(stats: Stats, wall_s: float, terminals: int, database_url: str | None,
+            iso_processes: int | None = None) -> None:
     backend = "postgresql" if database_url and database_url.startswith("postgres") else "sqlite"
     lat_ms = [s * 1000 for s in stats.latencies_s]
-    console.print(f"paypos ISO 8583 host on {backend}: {terminals} terminals, {wall_s:.1f} s")
+    processes = f" ({iso_processes} host process{'es' if iso_processes != 1 else ''})" if iso_processes else ""
+    console.print(f"paypos ISO 8583 host on {backend}{processes}: {terminals} terminals, {wall_s:.1f} s")
     console.print(f"  answered/s  : {len(lat_ms) / wall_s:10.1f}")
     console.print(f"  approved/s  : {stats.codes['00'] / wall_s:10.1f}")
     console.print(f"  latency ms  : p50 {_percentile(lat_ms, 50):.1f}  p95 {_percentile(lat_ms, 95):.1f}  "

@@ -574,9 +574,10 @@ def bench(
     database_url: DatabaseUrl = None,
     host: Annotated[str | None, typer.Option("--host", help="A running host to load (default: start one).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Its ISO 8583 port.")] = None,
-    iso_processes: Annotated[int, typer.Option(
+    iso_processes: Annotated[int | None, typer.Option(
         "--iso-processes", min=1, max=limits.iso_processes_max,
-        help="Host processes for the self-started host (paypos serve --iso-processes).")] = 1,
+        help="Host processes for the self-started host (paypos serve --iso-processes); default: one per "
+             "core on PostgreSQL, 1 on SQLite (one writer at a time).")] = None,
 ) -> None:
     """Load the ISO 8583 host with N terminals (mix: 60% tap, 30% chip+PIN, 10% refunds/reversals);
     on PostgreSQL compare with pgbench TPC-B. Runs from a paypos checkout (bench/)."""
@@ -588,6 +589,9 @@ def bench(
 
     if host is not None and port is None:
         _fail("--port is needed with --host")
+    if iso_processes is None:
+        on_postgresql = bool(database_url) and str(database_url).startswith("postgres")
+        iso_processes = min(os.cpu_count() or 1, limits.iso_processes_max) if on_postgresql else 1
     run(terminals, duration, database_url, host, port, iso_processes=iso_processes)
 
 

@@ -1,0 +1,59 @@
+"""`paypos bench` (bench/iso.py): the load generator the performance figures of
+docs/performance.md come from, run for a couple of seconds against a self-started host.
+Only its working is tested here (it answers, it reports, nothing errs); its numbers are
+measurements, never asserted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import PayposCli
+
+BENCH_TIMEOUT_S = 300
+
+
+def bench(cli: PayposCli, tmp_path: Path, *args: str) -> str:
+    done = subprocess.run([*cli.command, "bench", "--terminals", "2", "--duration", "2", *args],
+                          capture_output=True, text=True, timeout=BENCH_TIMEOUT_S, env=cli.env(COLUMNS="200"),
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def figure(out: str, name: str) -> float:
+    match = re.search(rf"{name}\s*:\s*([0-9.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def test_bench_loads_a_self_started_host_on_sqlite_and_reports(cli: PayposCli, tmp_path: Path) -> None:
+    out = bench(cli, tmp_path)
+    assert "paypos ISO 8583 host on sqlite (1 host process): 2 terminals" in out
+    assert figure(out, "approved/s") > 0
+    assert re.search(r"latency ms\s*: p50 [0-9.]+\s+p95 [0-9.]+\s+p99 [0-9.]+", out), out
+    assert "errors      : none" in out
+    assert "pgbench" not in out  # the TPC-B comparison is PostgreSQL's
+
+
+@pytest.mark.postgres
+def test_bench_on_postgresql_runs_one_host_process_per_core_and_compares_with_pgbench(
+        cli: PayposCli, postgres_url: str, tmp_path: Path) -> None:
+    import os
+
+    from tests.conftest import truncate_all
+
+    from paypos.adapters.db.engine import make_engine
+
+    engine = make_engine(postgres_url)
+    truncate_all(engine)
+    engine.dispose()
+    out = bench(cli, tmp_path, "--database-url", postgres_url)
+    cores = os.cpu_count() or 1
+    assert f"paypos ISO 8583 host on postgresql ({cores} host process{'es' if cores != 1 else ''})" in out
+    assert figure(out, "approved/s") > 0
+    assert "errors      : none" in out
+    assert re.search(r"pgbench TPC-B \(scale 10, 8 clients, 2 s\): [0-9.]+ tps; .* = [0-9.]+×", out.replace("\n", " ")), out
