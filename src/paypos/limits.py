@@ -88,9 +88,6 @@ iso_frame_bytes_max = 8192
 # ICC master keys (one per card); both only ever hold what the process derives anyway.
 dukpt_key_cache_entries_max = 262_144
 emv_icc_key_cache_entries_max = 131_072
-# DES key schedules (pycryptodome ECB objects) kept per key: building one costs ~50 us, an
-# encryption under a built one ~3 us. Small on purpose: session keys leave it within moments.
-des_key_schedule_cache_entries_max = 512
 # Requests the host answers in one database transaction (group commit). A batch is whatever
 # arrived while the previous one committed, up to this many; more would only lengthen the
 # time its hot rows stay locked.

@@ -1,20 +1,20 @@
-"""DES building blocks shared by the payment-crypto modules (pycryptodome).
+"""DES building blocks shared by the payment-crypto modules.
 
 Written here rather than called through psec/pyemv on the host's hot path: those
-build a ``cryptography`` TripleDES object per call under a warnings filter that
-must be swapped process-wide (its TDES is deprecated there), ~10x the cost of
-the DES operations themselves (docs/performance.md). The tests cross-check every
-caller against pyemv / psec known answers.
+build ``cryptography``'s deprecated ``algorithms.TripleDES`` per call under a warnings
+filter that must be swapped process-wide. Here every DES is a TripleDES of
+``cryptography.hazmat.decrepit`` (where TDES lives, undeprecated, since cryptography 43)
+with a three-key (24-byte) key: K1 K2 K1 for two-key TDES, K K K for single DES (EDE with
+equal keys is DES). Measured on this machine: building and using one costs ~7 us, against
+~20 us for pycryptodome's DES and ~70 us for its DES3 (whose key set-up runs in Python),
+and a request needs a dozen (docs/performance.md). Nothing is cached: no key schedule
+outlives the call. The tests cross-check every caller against pyemv / psec known answers.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
-from Crypto.Cipher import DES, DES3
-
-from paypos import limits
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 BLOCK = 8
 _ZERO_IV = bytes(BLOCK)
@@ -32,55 +32,44 @@ def adjust_odd_parity(key: bytes) -> bytes:
     return key.translate(_ODD_PARITY)
 
 
-# Why a memo of key schedules: building a pycryptodome cipher object costs ~15x an
-# 8-byte encryption under it, and a request uses several keys more than once (the AC
-# session key for the ARQC and the ARPC, a MAC key's left half for the chain and the
-# output step, a card's ICC master key and PVK on every use). ECB objects hold no chaining
-# state, so one object serves every caller. Bounded and small (least recently used out):
-# a session key's schedule is gone after a few hundred more requests.
-@functools.lru_cache(maxsize=limits.des_key_schedule_cache_entries_max)
-def _des(key: bytes) -> Any:
-    return DES.new(key, DES.MODE_ECB)
+_ECB = modes.ECB()
 
 
-@functools.lru_cache(maxsize=limits.des_key_schedule_cache_entries_max)
-def _tdes(key: bytes) -> Any:
-    left, right = key[:8], key[8:]
-    if left.translate(_ODD_PARITY) == right.translate(_ODD_PARITY):
-        return _des(left)  # EDE with equal halves is single DES (pycryptodome's DES3 refuses it)
-    return DES3.new(key, DES3.MODE_ECB)
+def _cipher(key: bytes, mode: modes.Mode = _ECB) -> Cipher[modes.Mode]:
+    """DES (8-byte key) or two-key TDES (16) as three-key EDE: K K K, or K1 K2 K1."""
+    key = bytes(key)
+    if len(key) == BLOCK:
+        key *= 3
+    elif len(key) == 2 * BLOCK:
+        key += key[:BLOCK]
+    else:
+        raise ValueError("a DES key is 8 bytes, a double-length TDES key 16")
+    return Cipher(TripleDES(key), mode)
 
 
 def des_ecb_encrypt(key: bytes, data: bytes) -> bytes:
-    return _des(bytes(key)).encrypt(data)
+    return _cipher(key).encryptor().update(data)
+
+
+def des_ecb_decrypt(key: bytes, data: bytes) -> bytes:
+    return _cipher(key).decryptor().update(data)
 
 
 def tdes_ecb_encrypt(key: bytes, data: bytes) -> bytes:
-    """Two-key TDES (EDE) in ECB mode over whole 8-byte blocks.
+    """Two-key TDES (EDE) in ECB mode over whole 8-byte blocks (equal halves: single DES)."""
+    return _cipher(key).encryptor().update(data)
 
-    With equal halves (parity bits aside) EDE is single DES under the left half, which
-    pycryptodome's DES3 refuses to build; compute that value directly.
-    """
-    return _tdes(bytes(key)).encrypt(data)
+
+def tdes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
+    return _cipher(key).decryptor().update(data)
 
 
 def mac_algorithm_3(key: bytes, padded: bytes) -> bytes:
     """ISO/IEC 9797-1 MAC algorithm 3 over already padded data: single-DES CBC under K
     (zero IV), then decrypt the last block under K' and encrypt it under K."""
-    left = _des(bytes(key[:8]))
-    if len(padded) > _CHAIN_IN_PYTHON_MAX:
-        chained = DES.new(key[:8], DES.MODE_CBC, iv=_ZERO_IV).encrypt(padded)[-BLOCK:]
-    else:  # short inputs (cryptograms): chain by hand under the memoised schedule
-        state = 0
-        for start in range(0, len(padded), BLOCK):
-            state = int.from_bytes(left.encrypt(
-                (state ^ int.from_bytes(padded[start:start + BLOCK], "big")).to_bytes(BLOCK, "big")), "big")
-        chained = state.to_bytes(BLOCK, "big")
-    return left.encrypt(_des(bytes(key[8:])).decrypt(chained))
-
-
-# Above this many bytes one CBC object (built per call) beats a Python loop of ECB calls.
-_CHAIN_IN_PYTHON_MAX = 8 * BLOCK
+    left = key[:BLOCK]
+    chained = _cipher(left, modes.CBC(_ZERO_IV)).encryptor().update(padded)[-BLOCK:]
+    return des_ecb_encrypt(left, des_ecb_decrypt(key[BLOCK:], chained))
 
 
 def pad_method_1(data: bytes) -> bytes:

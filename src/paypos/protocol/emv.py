@@ -361,17 +361,10 @@ def derive_common_sk_ac(icc_mk_ac: bytes, tag_9f36: bytes) -> bytes:
 
 def _ac_key(cvn: int, imk_ac: bytes, pan: str, psn: str, tags: Mapping[str, bytes]) -> bytes:
     """CVN 10 uses the ICC master key itself; CVN 18 the common session key of the ATC."""
-    return _ac_key_of(cvn, _key(imk_ac, "imk_ac"), pan, psn, _tag(tags, "9F36", 2) if cvn != CVN_10 else b"")
-
-
-# Memoised for the issuer's ARPC, which needs the key its ARQC check has just derived (a
-# small LRU: a session key is gone again after a few hundred requests).
-@functools.lru_cache(maxsize=limits.des_key_schedule_cache_entries_max)
-def _ac_key_of(cvn: int, imk_ac: bytes, pan: str, psn: str, atc: bytes) -> bytes:
     icc_mk_ac = derive_icc_mk_a(imk_ac, pan, psn)
     if cvn == CVN_10:
         return icc_mk_ac
-    return derive_common_sk_ac(icc_mk_ac, atc)
+    return derive_common_sk_ac(icc_mk_ac, _tag(tags, "9F36", 2))
 
 
 # --- ARQC ----------------------------------------------------------------------------------

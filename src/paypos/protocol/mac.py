@@ -11,7 +11,7 @@ Pure functions over ``bytes``. The key is double length, K || K' (16 bytes):
 
 The DUKPT MAC request and response keys (:mod:`paypos.protocol.dukpt`) are such keys;
 in ISO 8583 the MAC travels in field 64 (or 128), so errors carry ``field="64"`` unless
-they concern the key ("mac_key") or the data ("data"). Built on pycryptodome's DES for
+they concern the key ("mac_key") or the data ("data"). Built on the DES of ``_des`` for
 speed; the tests cross-check it against ``psec.mac.generate_retail_mac``.
 """
 

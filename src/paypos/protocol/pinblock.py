@@ -20,8 +20,7 @@ echo PIN digits. Errors carry ``field``: "52" (PIN data) by default, "2" for the
 
 from __future__ import annotations
 
-from Crypto.Cipher import DES3
-
+from paypos.protocol._des import tdes_ecb_decrypt, tdes_ecb_encrypt
 from paypos.protocol.card import CardDataError, validate_pan
 
 __all__ = [
@@ -133,12 +132,12 @@ def decode_pinblock_iso_0(block: bytes, pan: str) -> str:
 
 def encrypt_pinblock(key: bytes, block: bytes) -> bytes:
     """``block`` TDES-ECB-enciphered under a 16-byte PIN key (e.g. :func:`dukpt.pin_key`)."""
-    return DES3.new(_tdes_key(key), DES3.MODE_ECB).encrypt(_block(block))
+    return tdes_ecb_encrypt(_tdes_key(key), _block(block))
 
 
 def decrypt_pinblock(key: bytes, block: bytes) -> bytes:
     """The clear PIN block from one TDES-ECB-enciphered under a 16-byte PIN key."""
-    return DES3.new(_tdes_key(key), DES3.MODE_ECB).decrypt(_block(block))
+    return tdes_ecb_decrypt(_tdes_key(key), _block(block))
 
 
 def pin_from_encrypted_block(pin_key: bytes, encrypted_block: bytes, pan: str) -> str:
