@@ -7,6 +7,7 @@ import warnings
 
 import psec
 import pytest
+from cryptography.utils import CryptographyDeprecationWarning
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -211,6 +212,26 @@ def test_ibm3624_pin_to_offset_to_pin_round_trips_for_any_key_and_pan(pvk, pan, 
     assert len(offset) == len(pin)
     assert ibm3624_pin_from_offset(pvk, pan, offset) == pin
     assert ibm3624_offset(pvk, pan, ibm3624_pin_from_offset(pvk, pan, offset)) == offset
+
+
+@settings(max_examples=100)
+@given(
+    pvk=st.binary(min_size=16, max_size=16),
+    pan=pans(),
+    offset=st.text(alphabet=DIGITS, min_size=4, max_size=12),
+    table=st.text(alphabet=DIGITS, min_size=16, max_size=16),
+    pad=st.sampled_from("0123456789ABCDEFf"),
+)
+def test_ibm3624_pin_and_offset_equal_psecs_for_any_key_pan_table_and_pad(pvk, pan, offset, table, pad):
+    """paypos computes IBM 3624 on its own DES (the host's PIN path); psec is the reference."""
+    data = ibm3624_validation_data(pan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        expected_pin = psec.pin.generate_ibm3624_pin(pvk, table, offset, data, 0, len(data), pad)
+        expected_offset = psec.pin.generate_ibm3624_offset(pvk, table, expected_pin, data, 0, len(data), pad)
+    pin = ibm3624_pin_from_offset(pvk.hex(), pan, offset, decimalisation_table=table, pad=pad)
+    assert pin == expected_pin
+    assert ibm3624_offset(pvk.hex(), pan, pin, decimalisation_table=table, pad=pad) == expected_offset
 
 
 @pytest.mark.parametrize(
