@@ -92,6 +92,22 @@ def _account_keys(registry: SqlRegistry, card: IssuerCard | None, merchant_id: s
     return keys
 
 
+def _originals_named(requests: Sequence[dict[str, str]]) -> tuple[list[tuple[str, str, str]], list[int]]:
+    """The journal rows the requests name: reversals by identity (41 and field 90's STAN and
+    date-time), refunds by RRN (field 37, the journal id)."""
+    named, rrn_ids = [], []
+    for request in requests:
+        if request["t"] in ("0400", "0420"):
+            try:
+                original = iso8583.parse_original_data_elements(request.get("90", ""))
+            except iso8583.MessageError:
+                continue  # the pipeline answers the format error
+            named.append((request["41"], original.stan, original.transmission_datetime))
+        elif _is_refund(request) and request.get("37", "").strip():
+            rrn_ids.append(id_of_rrn(request["37"].strip()))
+    return named, rrn_ids
+
+
 def select_flow(request: dict[str, str]) -> Flow:
     mti, code = request["t"], request.get("3", "")[:2]
     if mti == "0220" and "90" in request:
@@ -235,17 +251,7 @@ class IsoHost:
         batch.lock_terminal_states(tid for tid, terminal in terminals.items() if terminal is not None)
         cards = {card.card_id for _, _, card in presented}
         batch.lock_card_states(cards, PIN_TRIES_MAX)
-        named, rrn_ids = [], []
-        for request in requests:
-            if request["t"] in ("0400", "0420"):
-                try:
-                    original = iso8583.parse_original_data_elements(request.get("90", ""))
-                except iso8583.MessageError:
-                    continue
-                named.append((request["41"], original.stan, original.transmission_datetime))
-            elif _is_refund(request) and request.get("37", "").strip():
-                rrn_ids.append(id_of_rrn(request["37"].strip()))
-        batch.load_originals(named, rrn_ids)
+        batch.load_originals(*_originals_named(requests))
         registry.prime_cards(card_ids=[o.card_id for o in batch.originals.values() if o.card_id])
         keys: list[tuple[str, str, str]] = []
         for original in batch.originals.values():
