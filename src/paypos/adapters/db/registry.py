@@ -172,6 +172,8 @@ class SqlRegistry:
                 card = _card(row)
                 self._cache.put(("pan", row.pan_hash), card)
                 self._cache.put(("card", card.card_id), card)
+                # The same row carries the sealed keys: `prime_card_sealed` then has nothing to read.
+                self._cache.put(("sealed", card.card_id), _sealed(row), forever=True)
 
     def prime_card_sealed(self, card_ids: Iterable[str]) -> None:
         """`card_sealed` of many cards in one statement (cached for good, like one by one)."""
@@ -180,9 +182,7 @@ class SqlRegistry:
             return
         c = issuer_cards.c
         for row in self._db.execute(sa.select(c.card_id, *_SEALED).where(any_of(self._db, c.card_id, wanted))):
-            values = dict(row._mapping)
-            card_id = values.pop("card_id")
-            self._cache.put(("sealed", card_id), MappingProxyType(values), forever=True)
+            self._cache.put(("sealed", row.card_id), _sealed(row), forever=True)
 
     def list_cards(self) -> list[IssuerCard]:
         return [_card(r) for r in self._db.execute(sa.select(issuer_cards).order_by(issuer_cards.c.created_at, issuer_cards.c.card_id))]
@@ -192,10 +192,15 @@ class SqlRegistry:
 
     def _load_card_sealed(self, card_id: str) -> dict[str, bytes | None]:
         row = self._db.execute(sa.select(*_SEALED).where(issuer_cards.c.card_id == card_id)).one()
-        return MappingProxyType(dict(row._mapping))  # type: ignore[return-value]  # shared: read-only
+        return _sealed(row)  # type: ignore[return-value]
 
 
 _SEALED = (issuer_cards.c.pan_enc, issuer_cards.c.imk_ac_enc, issuer_cards.c.cvk_enc, issuer_cards.c.pvk_enc)
+
+
+def _sealed(row: sa.Row) -> MappingProxyType[str, bytes | None]:
+    """A card's sealed columns, read-only (the cache shares it)."""
+    return MappingProxyType({column.name: row._mapping[column.name] for column in _SEALED})
 
 
 def _fields(record: object) -> dict[str, object]:
