@@ -269,8 +269,7 @@ class IsoHost:
         ledger.prime_account_ids(keys)
         batch.lock_accounts({ledger.find_account_id(*key) or 0 for key in keys} - {0})
         identities = [(r["41"], r["11"], r.get("7", "")) for r in requests]
-        batch.load_answers(identities)
-        batch.load_tombstones(identities)
+        batch.load_answers_and_tombstones(identities)
         batch.load_velocity(cards, batch.now - timedelta(seconds=limits.risk_velocity_window_s))
         batch.reserve_transaction_ids(sum(1 for r in requests if select_flow(r).kind is not None))
 

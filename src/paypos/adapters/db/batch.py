@@ -222,6 +222,35 @@ class HostBatch:
             self.answers[(row.terminal_id, row.stan, row.transmission_dt)] = AnsweredMessage(
                 row.mti, row.fingerprint, json.loads(row.response_json), row.response_code)
 
+    def load_answers_and_tombstones(self, identities: Iterable[Identity]) -> None:
+        """`load_answers` and `load_tombstones` in one statement (a UNION ALL): one round trip
+        per batch less, on the path every request takes."""
+        identities = set(identities)
+        wanted_answers = [i for i in identities if i not in self.answers]
+        wanted_tombstones = [i for i in identities if i not in self.tombstones]
+        if not wanted_answers or not wanted_tombstones:
+            self.load_answers(wanted_answers)
+            self.load_tombstones(wanted_tombstones)
+            return
+        m, t = iso_messages, reversal_tombstones
+        answers = sa.select(sa.literal("answer").label("kind"), m.c.terminal_id, m.c.stan, m.c.transmission_dt,
+                            m.c.mti, m.c.fingerprint, m.c.response_json, m.c.response_code).where(
+            tuple_in(self._db, (m.c.terminal_id, m.c.stan, m.c.transmission_dt), wanted_answers))
+        tombstones = sa.select(sa.literal("tombstone"), t.c.terminal_id, t.c.stan, t.c.transmission_dt,
+                               sa.null(), sa.null(), sa.null(), sa.null()).where(
+            tuple_in(self._db, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), wanted_tombstones))
+        for identity in wanted_answers:
+            self.answers[identity] = None
+        for identity in wanted_tombstones:
+            self.tombstones[identity] = False
+        for row in self._db.execute(sa.union_all(answers, tombstones)):
+            identity = (row.terminal_id, row.stan, row.transmission_dt)
+            if row.kind == "tombstone":
+                self.tombstones[identity] = True
+            else:
+                self.answers[identity] = AnsweredMessage(row.mti, row.fingerprint, json.loads(row.response_json),
+                                                         row.response_code)
+
     def load_tombstones(self, identities: Iterable[Identity]) -> None:
         wanted = [i for i in set(identities) if i not in self.tombstones]
         if not wanted:
