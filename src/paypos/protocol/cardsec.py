@@ -1,8 +1,8 @@
 """Issuer card security values: Visa CVV/CVV2/iCVV and IBM 3624 PINs with offsets.
 
 Pure functions over ``str``. Keys are double-length TDES keys given as 32 hex
-characters. The DES work is done by ``psec`` for CVVs and by ``_des`` for IBM 3624 (both
-on ``cryptography``); nothing here implements a cipher.
+characters. The DES work is done by ``_des`` (on ``cryptography``); nothing here implements
+a cipher, and the tests compare every value with ``psec``'s.
 
 - CVV (Visa; Mastercard calls it CVC): TDES over PAN || YYMM || service code, then
   decimalised. CVV2 is the same algorithm with service code "000" and iCVV with "999"
@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import string
 
-import psec
-
-from paypos.protocol._des import tdes_ecb_encrypt
-from paypos.protocol._tdes import tdes_deprecation_silenced
+from paypos.protocol._des import des_ecb_encrypt, tdes_ecb_encrypt, xor
 from paypos.protocol.card import CardDataError, validate_expiry, validate_pan, validate_service_code
 
 __all__ = [
@@ -54,9 +51,6 @@ _VALIDATION_DATA_DIGITS_MAX = 16
 _HEX_DIGITS = frozenset(string.hexdigits)
 
 
-_tdes_deprecation_silenced = tdes_deprecation_silenced
-
-
 def _key(key_hex: str, field: str) -> bytes:
     well_formed = isinstance(key_hex, str) and len(key_hex) == _KEY_HEX_CHARS
     if not well_formed or not _HEX_DIGITS.issuperset(key_hex):
@@ -83,31 +77,29 @@ def _decimalise_visa(ciphertext: bytes) -> str:
 
 
 def _cvv_ciphertext(cvk: bytes, pan: str, expiry: str, service_code: str) -> bytes:
-    """The CVV ciphertext, built from psec's DES exactly as ``psec.cvv.generate_cvv`` does."""
+    """The CVV ciphertext as ``psec.cvv.generate_cvv`` builds it (the tests compare): the
+    first 16 digits DES-encrypted under the key's left half, XORed with the next 16, then
+    TDES-encrypted under the whole key. On `_des`: psec's runs under a process-wide
+    warnings filter taken per call, ~25x the cost."""
     block = (pan + expiry + service_code).ljust(32, "0")
-    with _tdes_deprecation_silenced():
-        left = psec.des.encrypt_tdes_ecb(cvk[:8], bytes.fromhex(block[:16]))
-        mixed = psec.tools.xor(left, bytes.fromhex(block[16:]))
-        return psec.des.encrypt_tdes_ecb(cvk, mixed)
+    left = des_ecb_encrypt(cvk[:8], bytes.fromhex(block[:16]))
+    return tdes_ecb_encrypt(cvk, xor(left, bytes.fromhex(block[16:])))
 
 
 def cvv(cvk_hex: str, pan: str, expiry_yymm: str, service_code: str) -> str:
-    """The 3-digit Visa CVV (Mastercard CVC) for track data, via ``psec.cvv.generate_cvv``.
+    """The 3-digit Visa CVV (Mastercard CVC) for track data: ``psec.cvv.generate_cvv``'s
+    value (the tests compare), completed where psec's is short.
 
     psec 1.3 keeps only the decimal digits of the ciphertext, so for the rare ciphertext
     with fewer than three of them (about 1 card in 18,000) it returns a short value. The
     Visa algorithm then continues with the hex digits A-F, left to right, minus 10 (steps
     7-10 of the Visa CVV description cited in the tests; jPOS ``decimalizeVisa`` does the
-    same), so this function completes the value that way.
+    same), which this function does.
     """
     key = _key(cvk_hex, "cvk")
     validate_pan(pan, luhn=False)
     validate_expiry(expiry_yymm)
     validate_service_code(service_code)
-    with _tdes_deprecation_silenced():
-        value = psec.cvv.generate_cvv(key, pan, expiry_yymm, service_code)
-    if len(value) == _CVV_DIGITS:
-        return value
     return _decimalise_visa(_cvv_ciphertext(key, pan, expiry_yymm, service_code))[:_CVV_DIGITS]
 
 
