@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +35,20 @@ def require_browser() -> None:
     if IN_CI:
         pytest.fail(f"browser tests: {reason} (CI=true: they must run)", pytrace=False)
     pytest.skip(f"browser tests: {reason}", allow_module_level=True)
+
+
+PAGE_TIMEOUT_MS = 15_000
+
+
+def new_page(browser: Any, *, width: int = 1280) -> Any:
+    """A page in a fresh context (its own cookies) of ``width`` x 900, downloads accepted;
+    close it with ``page.context.close()``."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
+    opened = context.new_page()
+    opened.set_default_timeout(PAGE_TIMEOUT_MS)
+    return opened
+
+
+def shot(page: Any, folder: Path, step: str) -> None:
+    """A full-page screenshot ``step``.png in the test's artifacts folder."""
+    page.screenshot(path=str(folder / f"{step}.png"), full_page=True)

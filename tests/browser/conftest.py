@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, new_page
 from tests.e2e.conftest import cli, sandbox_copy, sandbox_dir  # noqa: F401 — the e2e fixtures, shared
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +28,14 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A desktop-sized page in its own context (modules that need another size override it)."""
+    opened = new_page(browser)
+    yield opened
+    opened.context.close()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from PIL import Image
 from paypos import limits
 from paypos.networks.sandbox import catalog, wallet_catalog
 from paypos.networks.sandbox.wallet_tokens import wallet_user_token
-from tests.browser.chromium import require_browser
+from tests.browser.chromium import new_page, require_browser, shot
 from tests.e2e.conftest import PayposCli
 from tests.e2e.hostproc import running_host
 
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 CAFE_KEY = catalog.merchant_api_key(catalog.CAFE.merchant_id)[1]
 WALLET_USER = wallet_catalog.USERS[0].user_id  # a CNY wallet user with a balance
-PAGE_TIMEOUT_MS = 15_000
 # The page polls /pay/{id}/status every checkout_status_poll_ms: a few polls at most.
 SELF_UPDATE_TIMEOUT_MS = 5 * limits.checkout_status_poll_ms
 
@@ -76,15 +75,10 @@ def host(cli: PayposCli, sandbox_dir: Path, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 480, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(PAGE_TIMEOUT_MS)
+    """Phone-sized: the hosted checkout is what a buyer sees on a phone."""
+    opened = new_page(browser, width=480)
     yield opened
-    context.close()
-
-
-def shot(page: Page, folder: Path, step: str) -> None:
-    page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
+    opened.context.close()
 
 
 def card(host: Host, card_id: str) -> dict[str, Any]:

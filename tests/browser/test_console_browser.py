@@ -23,18 +23,17 @@ from paypos import limits
 from paypos.domain import totp
 from paypos.networks.sandbox import catalog
 from paypos.networks.sandbox.console_catalog import by_role
-from tests.browser.chromium import require_browser
+from tests.browser.chromium import require_browser, shot
 from tests.e2e.conftest import PayposCli
 from tests.e2e.hostproc import running_host
 
 require_browser()  # else skipped with one line (a failure under CI=true)
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
 CAFE = catalog.CAFE.merchant_id
 CAFE_KEY = catalog.merchant_api_key(CAFE)[1]
-PAGE_TIMEOUT_MS = 15_000
 
 
 @dataclass(frozen=True)
@@ -66,19 +65,6 @@ def host(cli: PayposCli, sandbox_dir: Path, tmp_path_factory: pytest.TempPathFac
     data_dir = Path(shutil.copytree(sandbox_dir, folder / "data"))
     with running_host(cli.command, data_dir, folder / "serve.log") as (_iso, http_port):
         yield Host(f"http://127.0.0.1:{http_port}", data_dir, cli)
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(PAGE_TIMEOUT_MS)
-    yield opened
-    context.close()
-
-
-def shot(page: Page, folder: Path, step: str) -> None:
-    page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
 
 
 def sign_in(page: Page, host: Host, email: str, password: str) -> None:

@@ -15,15 +15,15 @@ import pytest
 from pypdf import PdfReader
 
 from paypos.networks.sandbox.console_catalog import by_role
-from tests.browser.chromium import require_browser
-from tests.browser.test_console_browser import CAFE, PAGE_TIMEOUT_MS, Host, shot, sign_in
+from tests.browser.chromium import require_browser, shot
+from tests.browser.test_console_browser import CAFE, Host, sign_in
 from tests.e2e.conftest import PayposCli
 from tests.e2e.hostproc import running_host
 
 require_browser()  # else skipped with one line (a failure under CI=true)
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +32,6 @@ def host(cli: PayposCli, sandbox_dir: Path, tmp_path_factory: pytest.TempPathFac
     data_dir = Path(shutil.copytree(sandbox_dir, folder / "data"))
     with running_host(cli.command, data_dir, folder / "serve.log") as (_iso, http_port):
         yield Host(f"http://127.0.0.1:{http_port}", data_dir, cli)
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    opened = context.new_page()
-    opened.set_default_timeout(PAGE_TIMEOUT_MS)
-    yield opened
-    context.close()
 
 
 def test_an_owner_sees_the_dashboard_and_downloads_todays_statement_and_finance_opens_the_report(

@@ -29,18 +29,17 @@ from paypos.networks.sandbox import catalog
 from paypos.networks.sandbox.console_catalog import by_role
 from paypos.services import settlement
 from paypos.services.sandbox import merchant_owner
-from tests.browser.chromium import require_browser
+from tests.browser.chromium import require_browser, shot
 from tests.e2e.conftest import PayposCli
 from tests.e2e.hostproc import running_host
 
 require_browser()  # else skipped with one line (a failure under CI=true)
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
 
 CAFE = catalog.CAFE.merchant_id
 BANK_CARD = "6222021234567890128"  # 19 digits, Luhn valid: the sandbox bank pays it
-PAGE_TIMEOUT_MS = 15_000
 SALE_MINOR, FEE_MINOR = 8_800, 53
 
 
@@ -81,10 +80,6 @@ def micro_deposit_amounts(data_dir: Path, bank_account_id: str) -> tuple[str, st
     finally:
         app.close()
     return f"0.{first:02d}", f"0.{second:02d}"
-
-
-def shot(page: Page, folder: Path, step: str) -> None:
-    page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
 
 
 def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
@@ -165,15 +160,6 @@ def host_dir(cli: PayposCli, sandbox_dir: Path, tmp_path_factory: pytest.TempPat
     card_sale_yesterday(data_dir, CAFE, SALE_MINOR, FEE_MINOR)
     with running_host(cli.command, data_dir, folder / "serve.log") as (_iso, http_port):
         yield f"http://127.0.0.1:{http_port}", data_dir
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    opened = context.new_page()
-    opened.set_default_timeout(PAGE_TIMEOUT_MS)
-    yield opened
-    context.close()
 
 
 def test_yesterdays_card_sale_is_paid_out_on_the_next_cycle_and_finance_downloads_the_clearing_file(

@@ -31,7 +31,7 @@ from paypos.terminal.card import CardProfile, InMemoryAtcStore, SoftCard
 from paypos.terminal.engine import TerminalEngine
 from paypos.terminal.link import HostLink
 from paypos.terminal.store import TerminalConfig, TerminalStore
-from tests.browser.chromium import require_browser
+from tests.browser.chromium import new_page, require_browser
 from tests.browser.test_console_settlement_browser import payout_on_next_cycle
 from tests.e2e.conftest import PayposCli
 from tests.e2e.hostproc import running_host
@@ -41,7 +41,6 @@ require_browser()  # else skipped with one line (a failure under CI=true)
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
-PAGE_TIMEOUT_MS = 15_000
 # A minimal valid PNG (1×1, grey): what an applicant's phone photo of an ID card stands in for.
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010800000000"
                     "3a7e9b550000000a49444154789c63680000008200814d2a4a3c0000000049454e44ae426082")
@@ -65,10 +64,7 @@ class Journey:
     _step: int = 0
 
     def page(self) -> Page:
-        context = self.browser.new_context(viewport={"width": 1280, "height": 900})
-        opened = context.new_page()
-        opened.set_default_timeout(PAGE_TIMEOUT_MS)
-        return opened
+        return new_page(self.browser)  # type: ignore[no-any-return]
 
     def shot(self, page: Page, name: str) -> None:
         self._step += 1

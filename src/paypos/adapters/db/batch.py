@@ -45,7 +45,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from paypos.adapters.db.bulk import any_of, insert_rows, tuple_in, update_rows
-from paypos.adapters.db.host import AnsweredMessage, CardState, HostTransaction, SqlHostStore, TerminalState, id_of_rrn
+from paypos.adapters.db.host import (
+    AnsweredMessage,
+    CardState,
+    HostTransaction,
+    SqlHostStore,
+    TerminalState,
+    answered_from_row,
+    id_of_rrn,
+)
 from paypos.adapters.db.ledger import SqlLedger
 from paypos.adapters.db.pricing import SqlPricingStore
 from paypos.adapters.db.registry import SqlRegistry
@@ -219,8 +227,7 @@ class HostBatch:
         for identity in wanted:
             self.answers[identity] = None
         for row in self._db.execute(query):
-            self.answers[(row.terminal_id, row.stan, row.transmission_dt)] = AnsweredMessage(
-                row.mti, row.fingerprint, json.loads(row.response_json), row.response_code)
+            self.answers[(row.terminal_id, row.stan, row.transmission_dt)] = answered_from_row(row)
 
     def load_answers_and_tombstones(self, identities: Iterable[Identity]) -> None:
         """`load_answers` and `load_tombstones` in one statement (a UNION ALL): one round trip
@@ -248,8 +255,7 @@ class HostBatch:
             if row.kind == "tombstone":
                 self.tombstones[identity] = True
             else:
-                self.answers[identity] = AnsweredMessage(row.mti, row.fingerprint, json.loads(row.response_json),
-                                                         row.response_code)
+                self.answers[identity] = answered_from_row(row)
 
     def load_tombstones(self, identities: Iterable[Identity]) -> None:
         wanted = [i for i in set(identities) if i not in self.tombstones]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -87,6 +88,11 @@ class BatchTotals:
     debits_minor: int
 
 
+def answered_from_row(row: Any) -> AnsweredMessage:
+    """An ``iso_messages`` row as the answer it recorded."""
+    return AnsweredMessage(row.mti, row.fingerprint, json.loads(row.response_json), row.response_code)
+
+
 def rrn_of(transaction_id: int) -> str:
     return f"{transaction_id:012d}"
 
@@ -147,9 +153,7 @@ class SqlHostStore:
                 iso_messages.c.transmission_dt == transmission_dt,
             )
         ).one_or_none()
-        if row is None:
-            return None
-        return AnsweredMessage(row.mti, row.fingerprint, json.loads(row.response_json), row.response_code)
+        return None if row is None else answered_from_row(row)
 
     def record_answer(
         self, terminal_id: str, stan: str, transmission_dt: str, mti: str, fingerprint: str,
