@@ -153,7 +153,8 @@ class SandboxIssuer:
         try:
             atc = int.from_bytes(icc["9F36"], "big")
             amount = int(icc["9F02"].hex())
-            valid = emv.verify_arqc(card.cvn, imk, request.pan, card.psn, icc)
+            key = emv.ac_key(card.cvn, imk, request.pan, card.psn, icc)  # once, for the ARQC and the ARPC
+            valid = emv.verify_arqc_under(card.cvn, key, icc)
         except (KeyError, ValueError, emv.EmvError) as error:
             return IssuerDecision(Result.DO_NOT_HONOUR, f"chip data unusable: {error}")
         if not valid:
@@ -164,13 +165,14 @@ class SandboxIssuer:
         if atc <= state.atc_last:
             return IssuerDecision(Result.DO_NOT_HONOUR, f"ATC {atc} not above the last seen {state.atc_last}")
         self._set_card_state(card.card_id, atc_last=atc)
-        return self._arpc(request, imk, approved=True)
+        return self._arpc(request, key, approved=True)
 
-    def _arpc(self, request: IssuerRequest, imk: bytes, *, approved: bool) -> bytes:
+    def _arpc(self, request: IssuerRequest, key: bytes, *, approved: bool) -> bytes:
+        """Tag 91 under the card's AC key (`emv.ac_key`)."""
         card, icc = request.card, request.icc or {}
         if card.cvn == 10:
-            return emv.generate_arpc(10, imk, request.pan, card.psn, icc, arc=ARC_APPROVED if approved else ARC_DECLINED)
-        return emv.generate_arpc(18, imk, request.pan, card.psn, icc, csu=CSU_APPROVED if approved else CSU_DECLINED)
+            return emv.arpc_under(10, key, icc, arc=ARC_APPROVED if approved else ARC_DECLINED)
+        return emv.arpc_under(18, key, icc, csu=CSU_APPROVED if approved else CSU_DECLINED)
 
     def _decline(self, request: IssuerRequest, result: Result, reason: str, chip: bool) -> IssuerDecision:
         return IssuerDecision(result, reason, self.issuer_authentication(request, approved=False) if chip else None)
@@ -181,7 +183,8 @@ class SandboxIssuer:
             return None
         sealed = self._uow.registry.card_sealed(request.card.card_id)["imk_ac_enc"]
         imk = bytes.fromhex(self._vault.open(sealed or b"", "imk_ac"))
-        return self._arpc(request, imk, approved=approved)
+        card = request.card
+        return self._arpc(request, emv.ac_key(card.cvn, imk, request.pan, card.psn, request.icc), approved=approved)
 
     def _check_pin(self, request: IssuerRequest) -> Result | None:
         if request.pin_block is None:

@@ -370,20 +370,38 @@ def _ac_key(cvn: int, imk_ac: bytes, pan: str, psn: str, tags: Mapping[str, byte
 # --- ARQC ----------------------------------------------------------------------------------
 
 
-def generate_arqc(cvn: int, imk_ac: bytes, pan: str, psn: str, tags: Mapping[str, bytes]) -> bytes:
-    """The 8-byte ARQC (tag 9F26) a CVN 10 / CVN 18 card computes over ``tags``."""
+def ac_key(cvn: int, imk_ac: bytes, pan: str, psn: str, tags: Mapping[str, bytes]) -> bytes:
+    """The key a CVN 10 / CVN 18 card's cryptograms are computed under (ICC master key, or
+    its session key of the ATC in 9F36): derive it once when both the ARQC is checked and
+    the ARPC computed (`arqc_under`, `arpc_under`)."""
+    _require_cvn(cvn)
+    return _ac_key(cvn, imk_ac, pan, psn, tags)
+
+
+def arqc_under(cvn: int, key: bytes, tags: Mapping[str, bytes]) -> bytes:
+    """The 8-byte ARQC over ``tags`` under the card's `ac_key`."""
     data = cryptogram_input(cvn, tags)
-    key = _ac_key(cvn, imk_ac, pan, psn, tags)
     # CVN 10: ISO/IEC 9797-1 padding method 1 (Visa); CVN 18: method 2 (EMV Book 2 A1.2.1).
     padded = pad_method_1(data) if cvn == CVN_10 else pad_method_2(data)
     return mac_algorithm_3(key, padded)[:_ARQC_BYTES]
 
 
+def generate_arqc(cvn: int, imk_ac: bytes, pan: str, psn: str, tags: Mapping[str, bytes]) -> bytes:
+    """The 8-byte ARQC (tag 9F26) a CVN 10 / CVN 18 card computes over ``tags``."""
+    return arqc_under(cvn, _ac_key(cvn, imk_ac, pan, psn, tags), tags)
+
+
+def verify_arqc_under(cvn: int, key: bytes, tags: Mapping[str, bytes]) -> bool:
+    """True when tag 9F26 is the ARQC of ``tags`` under the card's `ac_key` (constant-time compare)."""
+    _require_cvn(cvn)
+    arqc = _tag(tags, "9F26", _ARQC_BYTES)
+    return hmac.compare_digest(arqc_under(cvn, key, tags), arqc)
+
+
 def verify_arqc(cvn: int, imk_ac: bytes, pan: str, psn: str, tags: Mapping[str, bytes]) -> bool:
     """True when tag 9F26 is the ARQC of ``tags`` (constant-time compare)."""
     _require_cvn(cvn)
-    arqc = _tag(tags, "9F26", _ARQC_BYTES)
-    return hmac.compare_digest(generate_arqc(cvn, imk_ac, pan, psn, tags), arqc)
+    return verify_arqc_under(cvn, _ac_key(cvn, imk_ac, pan, psn, tags), tags)
 
 
 # --- ARPC ----------------------------------------------------------------------------------
@@ -423,9 +441,15 @@ def generate_arpc(
     The caller verifies the ARQC first (:func:`verify_arqc`); this function does not.
     """
     _require_cvn(cvn)
+    return arpc_under(cvn, _ac_key(cvn, imk_ac, pan, psn, tags), tags, arc=arc, csu=csu)
+
+
+def arpc_under(cvn: int, key: bytes, tags: Mapping[str, bytes], *, arc: bytes | None = None,
+               csu: bytes | None = None) -> bytes:
+    """`generate_arpc` under the card's `ac_key`, derived once for the ARQC and the ARPC."""
+    _require_cvn(cvn)
     arqc = _tag(tags, "9F26", _ARQC_BYTES)
     response = _response_data(cvn, arc, csu)
-    key = _ac_key(cvn, imk_ac, pan, psn, tags)
     if cvn == CVN_10:
         return _arpc_method_1(key, arqc, response) + response
     return _arpc_method_2(key, arqc, response, b"") + response

@@ -36,6 +36,10 @@ from pyemv.tools import key_check_digits
 from paypos import limits
 from paypos.protocol.emv import (
     CRYPTOGRAM_INPUT_TAGS,
+    ac_key,
+    arpc_under,
+    arqc_under,
+    verify_arqc_under,
     EmvError,
     cryptogram_input,
     ctq_consumer_device_cvm_performed,
@@ -143,6 +147,29 @@ def test_generate_arpc_matches_published_vectors(cvn, imk, tags, arc, csu, expec
 @pytest.mark.parametrize(("cvn", "imk", "tags", "arc", "csu", "expected"), ARPC_VECTORS)
 def test_verify_arpc_accepts_the_published_tag_91(cvn, imk, tags, arc, csu, expected):
     assert verify_arpc(cvn, imk, PAN, PSN, tags, h(expected))
+
+
+@pytest.mark.parametrize(("cvn", "imk", "pan", "psn", "tags", "expected"), ARQC_VECTORS)
+def test_arqc_under_the_ac_key_matches_published_vectors(cvn, imk, pan, psn, tags, expected):
+    # The host derives the card's AC key once and uses it for the ARQC and the ARPC.
+    key = ac_key(cvn, imk, pan, psn, tags)
+    assert arqc_under(cvn, key, tags).hex().upper() == expected
+    assert verify_arqc_under(cvn, key, {**tags, "9F26": h(expected)})
+    assert not verify_arqc_under(cvn, key, {**tags, "9F26": h(expected)[:7] + bytes([h(expected)[7] ^ 1])})
+
+
+@pytest.mark.parametrize(("cvn", "imk", "tags", "arc", "csu", "expected"), ARPC_VECTORS)
+def test_arpc_under_the_ac_key_matches_published_vectors(cvn, imk, tags, arc, csu, expected):
+    key = ac_key(cvn, imk, PAN, PSN, tags)
+    assert arpc_under(cvn, key, tags, arc=arc, csu=csu).hex().upper() == expected
+
+
+def test_ac_key_is_the_icc_master_key_for_cvn_10_and_the_session_key_for_cvn_18():
+    tags = cvn18_tags()
+    assert ac_key(10, IMK, PAN, PSN, tags) == derive_icc_mk_a(IMK, PAN, PSN)
+    assert ac_key(18, IMK, PAN, PSN, tags) == derive_common_sk_ac(derive_icc_mk_a(IMK, PAN, PSN), tags["9F36"])
+    with pytest.raises(EmvError):
+        ac_key(17, IMK, PAN, PSN, tags)
 
 
 def test_verify_arpc_accepts_cvn_18_proprietary_authentication_data():
