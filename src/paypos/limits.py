@@ -36,6 +36,11 @@ db_pool_size_max = 16
 db_pool_overflow_max = 8
 db_pool_timeout_s = 30
 db_connect_timeout_s = 10
+# A pooled PostgreSQL connection idle longer than this is pinged before use (a restarted
+# server is noticed before a transaction starts on a dead link); one used more recently is
+# not, as a busy host would otherwise pay a round trip per batch. A link that died within
+# this window fails its statement, which invalidates the pool (the host re-runs the batch).
+db_ping_idle_s = 1.0
 
 # --- HTTP API ---------------------------------------------------------------
 http_port_default = 8000
@@ -98,6 +103,8 @@ iso_batch_requests_max = 128
 # so fuller batches cost less CPU per request; a lone request (the previous batch was
 # alone too) never waits. 0 turns it off.
 iso_batch_linger_ms = 3.0
+# Journal ids (RRNs) a host process takes from PostgreSQL's sequence at a time.
+journal_ids_block = 256
 # `paypos serve --iso-processes N`: host processes sharing the ISO port (SO_REUSEPORT), each
 # with its own batch thread, over one database (PostgreSQL; on SQLite they take turns).
 iso_processes_max = 16

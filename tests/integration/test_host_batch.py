@@ -246,10 +246,13 @@ def test_two_host_processes_batching_at_once_lose_no_posting_on_the_shared_accou
     scripts = [[[tap_sale(t1, tap, a) for a in batch] for batch in amounts],
                [[chip_sale(t2, chip, a) for a in batch] for batch in amounts]]
     codes: list[list[str]] = [[], []]
+    rrns: list[str] = []
 
     def run(index: int) -> None:
         for batch in scripts[index]:
-            codes[index].extend(a["39"] for a in decoded(hosts[index].handle_batch(batch)))
+            answers = decoded(hosts[index].handle_batch(batch))
+            codes[index].extend(a["39"] for a in answers)
+            rrns.extend(a["37"] for a in answers)
 
     try:
         threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
@@ -260,8 +263,28 @@ def test_two_host_processes_batching_at_once_lose_no_posting_on_the_shared_accou
     finally:
         other_app.close()
     assert codes == [["00"] * 24, ["00"] * 24]
+    assert len(set(rrns)) == 48  # each host's block of journal ids is its own
     every = [a for batch in amounts for a in batch] * 2
     assert balance(app, "platform", "fees_revenue") == sum(fee_minor(a) for a in every)
     assert balance(app, f"merchant:{t1.merchant_id}", "merchant_pending") == sum(every) - sum(fee_minor(a) for a in every)
     assert card_available(app, tap["id"]) == tap["available_minor"] - sum(every) // 2
     assert ledger_service.check(app.engine, app.clock) == []
+
+
+@pytest.mark.postgres
+def test_journal_ids_come_from_the_sequence_a_block_at_a_time(app: App) -> None:
+    import sqlalchemy as sa
+
+    from paypos.adapters.db.batch import JournalIds
+
+    if app.engine.dialect.name != "postgresql":
+        pytest.skip("the SQLite batch holds the database lock and counts ids itself")
+    ids, statements = JournalIds(block=8), []
+    sa.event.listen(app.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with app.engine.connect() as db:
+        first, second, third = ids.take(db, 3), ids.take(db, 5), ids.take(db, 4)
+    taken = first + second + third
+    assert len(set(taken)) == 12 and taken == sorted(taken)
+    assert len(statements) == 2  # 8 ids, then 8 more once the first block ran out
+    with app.engine.connect() as db:
+        assert JournalIds(block=8).take(db, 1)[0] > taken[-1]  # another process: ids after them

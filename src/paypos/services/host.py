@@ -24,7 +24,7 @@ from paypos.authorization import wallet as w
 from paypos.authorization.context import AuthContext, Replay, business_fingerprint
 from paypos.authorization.manager import Participant, TransactionManager
 from paypos.authorization.result import Result, response_code
-from paypos.adapters.db.batch import HostBatch, NeedsDatabase
+from paypos.adapters.db.batch import HostBatch, JournalIds, NeedsDatabase
 from paypos.adapters.db.host import id_of_rrn, rrn_of
 from paypos.adapters.db.registry import SqlRegistry
 from paypos.adapters.db.uow import UnitOfWork
@@ -133,6 +133,7 @@ class IsoHost:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self._journal_ids = JournalIds()  # this process's block of journal ids (PostgreSQL)
 
     def handle(self, raw: bytes) -> bytes | None:
         """The encoded response, or None when the message cannot be answered (close the link)."""
@@ -187,7 +188,7 @@ class IsoHost:
         now = self.app.clock()
         done: dict[int, tuple[dict[str, str], AuthContext] | bytes] = {}
         with self.app.uow() as uow:
-            batch = HostBatch(uow, now)
+            batch = HostBatch(uow, now, self._journal_ids)
             self._prefetch(batch, [request for _, request, _ in work])
             deferred: list[tuple[int, dict[str, str], bytes]] = []
             deferred_terminals: set[str] = set()  # a terminal's requests keep their order

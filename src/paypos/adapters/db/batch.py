@@ -36,7 +36,9 @@ Rules that keep it exactly as safe as one transaction per request:
 
 from __future__ import annotations
 
+import collections
 import json
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -44,6 +46,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from paypos import limits
 from paypos.adapters.db.bulk import any_of, insert_rows, tuple_in, update_rows
 from paypos.adapters.db.host import (
     AnsweredMessage,
@@ -93,9 +96,31 @@ class NeedsDatabase(Exception):
 _MISSING = object()
 
 
+class JournalIds:
+    """Journal ids a host process draws from PostgreSQL's sequence a block at a time, so that
+    a batch rarely spends a round trip on them (`limits.journal_ids_block`). Ids only need
+    to be unique (an RRN is the id): one taken and never used, by a batch rolled back or a
+    process stopped, is a gap, as with any sequence."""
+
+    def __init__(self, block: int = limits.journal_ids_block) -> None:
+        self._block = block
+        self._free: collections.deque[int] = collections.deque()
+        self._lock = threading.Lock()
+
+    def take(self, db: sa.Connection, count: int) -> list[int]:
+        with self._lock:
+            if len(self._free) < count:
+                more = max(self._block, count - len(self._free))
+                self._free.extend(int(i) for i in db.execute(
+                    sa.text("SELECT nextval(pg_get_serial_sequence('host_transactions', 'id')) "
+                            "FROM generate_series(1, :n)"), {"n": more}).scalars())
+            return [self._free.popleft() for _ in range(count)]
+
+
 class HostBatch:
-    def __init__(self, uow: UnitOfWork, now: datetime) -> None:
+    def __init__(self, uow: UnitOfWork, now: datetime, journal_ids: JournalIds | None = None) -> None:
         self._uow = uow
+        self._journal_ids = journal_ids or JournalIds(block=0)
         self._db = uow.connection
         self.now = now
         self._sql_host: SqlHostStore = uow.host
@@ -315,10 +340,7 @@ class HostBatch:
         if count <= 0:
             return
         if self._db.dialect.name == "postgresql":
-            ids = self._db.execute(
-                sa.text("SELECT nextval(pg_get_serial_sequence('host_transactions', 'id')) "
-                        "FROM generate_series(1, :n)"), {"n": count}).scalars().all()
-            self._free_ids.extend(int(i) for i in ids)
+            self._free_ids.extend(self._journal_ids.take(self._db, count))
             return
         # SQLite: this write transaction holds the database lock (BEGIN IMMEDIATE), so the
         # ids after the highest stored one are ours; read it once per batch.

@@ -9,11 +9,13 @@ deferred ``BEGIN`` and run beside a writer thanks to WAL.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from paypos import limits
@@ -26,12 +28,11 @@ def make_engine(url: str) -> Engine:
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=limits.db_pool_size_max,
         max_overflow=limits.db_pool_overflow_max,
         pool_timeout=limits.db_pool_timeout_s,
-        pool_pre_ping=True,
         # plan_cache_mode: psycopg prepares a statement run five times, and PostgreSQL may then
         # keep one generic plan for it. A generic plan of `col = ANY($1)` (the host's set-wise
         # loads, adapters.db.bulk.any_of) is costed for ten elements whatever the array
@@ -40,6 +41,33 @@ def make_engine(url: str) -> Engine:
         connect_args={"connect_timeout": limits.db_connect_timeout_s,
                       "options": "-c plan_cache_mode=force_custom_plan"},
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, but only for a connection idle over `limits.db_ping_idle_s`
+    (SQLAlchemy's "pessimistic disconnect handling, custom" recipe: a DisconnectionError
+    raised at checkout makes the pool retry with a fresh connection)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is not None and time.monotonic() - idle_since <= limits.db_ping_idle_s:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the driver's own error for a dead link
+            raise sa_exc.DisconnectionError(str(error)) from error
+        if not alive:
+            raise sa_exc.DisconnectionError("ping failed")
+
+
+_IDLE_SINCE = "paypos_idle_since"
 
 
 def _sqlite_engine(url: str) -> Engine:
