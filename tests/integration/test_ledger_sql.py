@@ -269,3 +269,45 @@ def test_concurrent_replays_of_one_id_post_exactly_once(postgres_url: str, clock
         assert balances(engine, card).debits_posted == 10
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_flagged_accounts_are_locked_before_unflagged_ones_so_a_batch_and_a_request_never_deadlock(
+        engine: Engine) -> None:
+    """A host batch locks the card accounts (limit-flagged) when it loads and a merchant's
+    pending (no flag) at its flush; a one-request transaction in another process locks both at
+    once. Locking flagged accounts first there too means it waits for the card holding
+    nothing, and the batch's flush goes through (ascending ids alone would take the merchant's
+    account, created first, then wait for the card: a deadlock)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite writers hold the database lock)")
+    with UnitOfWork(engine) as uow:
+        merchant = uow.ledger.open_account("merchant:L", "merchant:L", "merchant_pending", "CNY")
+        card = uow.ledger.open_account("card:L", "card:476173******0011", "cardholder_funds", "CNY", NO_OVERDRAFT)
+        uow.commit()
+    assert merchant.id < card.id
+    locked: dict[int, Account] = {}
+    with UnitOfWork(engine) as batch:
+        batch.connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+        batch.ledger.lock_accounts({card.id})  # the batch's load
+
+        def one_request() -> None:
+            with UnitOfWork(engine) as uow:
+                locked.update(uow.ledger.lock_accounts({card.id, merchant.id}))
+                uow.commit()
+
+        other = threading.Thread(target=one_request)
+        other.start()
+        with engine.connect() as watcher:  # until the other transaction waits for a row lock
+            for _ in range(500):
+                waiting = watcher.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()").scalar_one()
+                if waiting:
+                    break
+                threading.Event().wait(0.01)
+        assert waiting
+        assert set(batch.ledger.lock_accounts({merchant.id})) == {merchant.id}  # the flush: no cycle
+        batch.commit()
+    other.join(timeout=30)
+    assert set(locked) == {card.id, merchant.id}

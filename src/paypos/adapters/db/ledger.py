@@ -213,13 +213,18 @@ class SqlLedger:
         return shapes
 
     def lock_accounts(self, account_ids: set[int]) -> dict[int, Account]:
-        """Lock (PostgreSQL: FOR UPDATE, ids ascending) and read accounts."""
+        """Lock (PostgreSQL: FOR UPDATE) and read accounts: those with a limit flag first, then
+        those without, each by ascending id. The host's batches lock in that order too (the
+        flagged accounts when they load, the unflagged ones — a merchant's pending, the
+        platform's fees — at their flush), so a batch and a one-request transaction in
+        another process can never wait for each other in a cycle."""
         if not account_ids:
             return {}
+        a = ledger_accounts.c
         query = (
             sa.select(ledger_accounts)
-            .where(any_of(self._db, ledger_accounts.c.id, sorted(account_ids)))
-            .order_by(ledger_accounts.c.id)
+            .where(any_of(self._db, a.id, sorted(account_ids)))
+            .order_by(a.flags == int(AccountFlags.NONE), a.id)
             .with_for_update()
         )
         accounts = {row.id: _account(row) for row in self._db.execute(query)}
