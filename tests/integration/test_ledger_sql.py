@@ -303,6 +303,7 @@ def test_flagged_accounts_are_locked_before_unflagged_ones_so_a_batch_and_a_requ
                 waiting = watcher.exec_driver_sql(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                     "AND datname = current_database()").scalar_one()
+                watcher.rollback()  # pg_stat_activity is a snapshot taken once per transaction
                 if waiting:
                     break
                 threading.Event().wait(0.01)

@@ -47,7 +47,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paypos import limits
-from paypos.adapters.db.bulk import any_of, insert_rows, tuple_in, update_rows
+from paypos.adapters.db.bulk import among, among_rows, among_rows_values, among_values, built, insert_rows, update_rows
 from paypos.adapters.db.host import (
     AnsweredMessage,
     CardState,
@@ -203,9 +203,9 @@ class HostBatch:
         wanted = sorted(set(terminal_ids) - set(self.terminals))
         if not wanted:
             return
-        query = (sa.select(terminal_state).where(any_of(self._db, terminal_state.c.terminal_id, wanted))
-                 .order_by(terminal_state.c.terminal_id).with_for_update())
-        for row in self._db.execute(query):
+        query = built(self._db, "batch.terminal_states", lambda d: sa.select(terminal_state).where(
+            among(d, terminal_state.c.terminal_id, "ids")).order_by(terminal_state.c.terminal_id).with_for_update())
+        for row in self._db.execute(query, among_values("ids", wanted)):
             self.terminals[row.terminal_id] = TerminalState(row.terminal_id, row.ksn_counter_last,
                                                             bool(row.signed_on), row.batch_no)
         missing = [TerminalState(tid, -1, False, 1) for tid in wanted if tid not in self.terminals]
@@ -221,9 +221,9 @@ class HostBatch:
         wanted = sorted(set(card_ids) - set(self.cards))
         if not wanted:
             return
-        query = (sa.select(issuer_card_state).where(any_of(self._db, issuer_card_state.c.card_id, wanted))
-                 .order_by(issuer_card_state.c.card_id).with_for_update())
-        for row in self._db.execute(query):
+        query = built(self._db, "batch.card_states", lambda d: sa.select(issuer_card_state).where(
+            among(d, issuer_card_state.c.card_id, "ids")).order_by(issuer_card_state.c.card_id).with_for_update())
+        for row in self._db.execute(query, among_values("ids", wanted)):
             self.cards[row.card_id] = CardState(row.card_id, row.atc_last, row.pin_tries_left)
         missing = [CardState(cid, -1, pin_tries) for cid in wanted if cid not in self.cards]
         insert_rows(self._db, issuer_card_state, [
@@ -248,10 +248,11 @@ class HostBatch:
         if not wanted:
             return
         m = iso_messages
-        query = sa.select(m).where(tuple_in(self._db, (m.c.terminal_id, m.c.stan, m.c.transmission_dt), wanted))
+        query = built(self._db, "batch.answers", lambda d: sa.select(m).where(
+            among_rows(d, (m.c.terminal_id, m.c.stan, m.c.transmission_dt), "keys")))
         for identity in wanted:
             self.answers[identity] = None
-        for row in self._db.execute(query):
+        for row in self._db.execute(query, among_rows_values(self._db, "keys", wanted, 3)):
             self.answers[(row.terminal_id, row.stan, row.transmission_dt)] = answered_from_row(row)
 
     def load_answers_and_tombstones(self, identities: Iterable[Identity]) -> None:
@@ -265,17 +266,23 @@ class HostBatch:
             self.load_tombstones(wanted_tombstones)
             return
         m, t = iso_messages, reversal_tombstones
-        answers = sa.select(sa.literal("answer").label("kind"), m.c.terminal_id, m.c.stan, m.c.transmission_dt,
-                            m.c.mti, m.c.fingerprint, m.c.response_json, m.c.response_code).where(
-            tuple_in(self._db, (m.c.terminal_id, m.c.stan, m.c.transmission_dt), wanted_answers))
-        tombstones = sa.select(sa.literal("tombstone"), t.c.terminal_id, t.c.stan, t.c.transmission_dt,
-                               sa.null(), sa.null(), sa.null(), sa.null()).where(
-            tuple_in(self._db, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), wanted_tombstones))
+
+        def build(d: str) -> Any:
+            answers = sa.select(sa.literal("answer").label("kind"), m.c.terminal_id, m.c.stan, m.c.transmission_dt,
+                                m.c.mti, m.c.fingerprint, m.c.response_json, m.c.response_code).where(
+                among_rows(d, (m.c.terminal_id, m.c.stan, m.c.transmission_dt), "answers"))
+            tombstones = sa.select(sa.literal("tombstone"), t.c.terminal_id, t.c.stan, t.c.transmission_dt,
+                                   sa.null(), sa.null(), sa.null(), sa.null()).where(
+                among_rows(d, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), "tombstones"))
+            return sa.union_all(answers, tombstones)
+
         for identity in wanted_answers:
             self.answers[identity] = None
         for identity in wanted_tombstones:
             self.tombstones[identity] = False
-        for row in self._db.execute(sa.union_all(answers, tombstones)):
+        params = {**among_rows_values(self._db, "answers", wanted_answers, 3),
+                  **among_rows_values(self._db, "tombstones", wanted_tombstones, 3)}
+        for row in self._db.execute(built(self._db, "batch.answers_and_tombstones", build), params):
             identity = (row.terminal_id, row.stan, row.transmission_dt)
             if row.kind == "tombstone":
                 self.tombstones[identity] = True
@@ -287,11 +294,11 @@ class HostBatch:
         if not wanted:
             return
         t = reversal_tombstones
-        query = sa.select(t.c.terminal_id, t.c.stan, t.c.transmission_dt).where(
-            tuple_in(self._db, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), wanted))
+        query = built(self._db, "batch.tombstones", lambda d: sa.select(t.c.terminal_id, t.c.stan, t.c.transmission_dt)
+                      .where(among_rows(d, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), "keys")))
         for identity in wanted:
             self.tombstones[identity] = False
-        for row in self._db.execute(query):
+        for row in self._db.execute(query, among_rows_values(self._db, "keys", wanted, 3)):
             self.tombstones[(row.terminal_id, row.stan, row.transmission_dt)] = True
 
     def load_originals(self, identities: Iterable[Identity], ids: Iterable[int]) -> None:
@@ -302,18 +309,18 @@ class HostBatch:
         if not wanted_identities and not wanted_ids:
             return
         t = host_transactions
-        named = []  # the ids, as a UNION (an OR of the two would scan the whole journal)
-        if wanted_identities:
-            named.append(sa.select(t.c.id).where(
-                tuple_in(self._db, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), wanted_identities)))
-        if wanted_ids:
-            named.append(sa.select(t.c.id).where(any_of(self._db, t.c.id, wanted_ids)))
-        ids = named[0] if len(named) == 1 else sa.union(*named)
-        query = sa.select(t).where(t.c.id.in_(ids)).order_by(t.c.id).with_for_update()
+
+        def build(d: str) -> Any:
+            by_identity = sa.select(t.c.id).where(among_rows(d, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), "keys"))
+            by_id = sa.select(t.c.id).where(among(d, t.c.id, "ids"))
+            # The ids as a UNION: an OR of the two would scan the whole journal.
+            return sa.select(t).where(t.c.id.in_(sa.union(by_identity, by_id))).order_by(t.c.id).with_for_update()
+
         for identity in wanted_identities:
             self.original_by_identity[identity] = None
         self.original_ids_loaded.update(wanted_ids)
-        for row in self._db.execute(query):
+        params = {**among_rows_values(self._db, "keys", wanted_identities, 3), **among_values("ids", wanted_ids)}
+        for row in self._db.execute(built(self._db, "batch.originals", build), params):
             original = HostTransaction(**row._mapping)
             self.originals[original.id] = original
             self.original_ids_loaded.add(original.id)
@@ -329,9 +336,10 @@ class HostBatch:
         if not wanted:
             return
         t = host_transactions
-        query = (sa.select(t.c.card_id, sa.func.count()).where(any_of(self._db, t.c.card_id, wanted), t.c.created_at >= since)
-                 .group_by(t.c.card_id))
-        counts = {card_id: n for card_id, n in self._db.execute(query)}
+        query = built(self._db, "batch.velocity", lambda d: sa.select(t.c.card_id, sa.func.count()).where(
+            among(d, t.c.card_id, "ids"), t.c.created_at >= sa.bindparam("since", type_=t.c.created_at.type))
+            .group_by(t.c.card_id))
+        counts = {card_id: n for card_id, n in self._db.execute(query, {**among_values("ids", wanted), "since": since})}
         for card_id in wanted:
             self.velocity_stored[card_id] = int(counts.get(card_id, 0))
 

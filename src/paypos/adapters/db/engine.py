@@ -35,7 +35,7 @@ def make_engine(url: str) -> Engine:
         pool_timeout=limits.db_pool_timeout_s,
         # plan_cache_mode: psycopg prepares a statement run five times, and PostgreSQL may then
         # keep one generic plan for it. A generic plan of `col = ANY($1)` (the host's set-wise
-        # loads, adapters.db.bulk.any_of) is costed for ten elements whatever the array
+        # loads, adapters.db.bulk.among) is costed for ten elements whatever the array
         # holds, and picked sequential scans of growing tables; a custom plan per execution
         # sees the real array (the parse is still saved).
         connect_args={"connect_timeout": limits.db_connect_timeout_s,

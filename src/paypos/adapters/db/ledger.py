@@ -17,7 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from paypos import limits
-from paypos.adapters.db.bulk import any_of, insert_rows, tuple_in, update_rows
+from paypos.adapters.db.bulk import among, among_rows, among_rows_values, among_values, built, insert_rows, update_rows
 from paypos.adapters.db.cache import NoCache, TtlCache
 from paypos.adapters.db.schema import (
     ledger_accounts,
@@ -120,9 +120,9 @@ class SqlLedger:
         if not wanted or isinstance(self._cache, NoCache):
             return
         a = ledger_accounts.c
-        query = sa.select(a.id, a.owner_ref, a.owner, a.code, a.currency, a.flags).where(
-            tuple_in(self._db, (a.owner_ref, a.code, a.currency), wanted))
-        for row in self._db.execute(query):
+        query = built(self._db, "ledger.account_ids", lambda d: sa.select(
+            a.id, a.owner_ref, a.owner, a.code, a.currency, a.flags).where(among_rows(d, (a.owner_ref, a.code, a.currency), "keys")))
+        for row in self._db.execute(query, among_rows_values(self._db, "keys", wanted, 3)):
             self._cache.put(("account", row.owner_ref, row.code, row.currency), row.id, forever=True)
             self._cache.put(("shape", row.id), _shape(row), forever=True)  # saves `account_shapes` a trip
 
@@ -206,8 +206,9 @@ class SqlLedger:
                 wanted.append(account_id)
         if wanted:
             a = ledger_accounts.c
-            query = sa.select(a.id, a.owner_ref, a.owner, a.code, a.currency, a.flags).where(any_of(self._db, a.id, sorted(wanted)))
-            for row in self._db.execute(query):
+            query = built(self._db, "ledger.shapes", lambda d: sa.select(
+                a.id, a.owner_ref, a.owner, a.code, a.currency, a.flags).where(among(d, a.id, "ids")))
+            for row in self._db.execute(query, among_values("ids", sorted(wanted))):
                 shapes[row.id] = _shape(row)
                 self._cache.put(("shape", row.id), shapes[row.id], forever=True)
         return shapes
@@ -221,13 +222,9 @@ class SqlLedger:
         if not account_ids:
             return {}
         a = ledger_accounts.c
-        query = (
-            sa.select(ledger_accounts)
-            .where(any_of(self._db, a.id, sorted(account_ids)))
-            .order_by(a.flags == int(AccountFlags.NONE), a.id)
-            .with_for_update()
-        )
-        accounts = {row.id: _account(row) for row in self._db.execute(query)}
+        query = built(self._db, "ledger.lock", lambda d: sa.select(ledger_accounts).where(among(d, a.id, "ids"))
+                      .order_by(a.flags == int(AccountFlags.NONE), a.id).with_for_update())
+        accounts = {row.id: _account(row) for row in self._db.execute(query, among_values("ids", sorted(account_ids)))}
         for account in accounts.values():
             _check_stored_account(account)
         return accounts

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from paypos.adapters.db.bulk import any_of
+from paypos.adapters.db.bulk import among, among_values, built
 from paypos.adapters.db.cache import NoCache, TtlCache
 from paypos.adapters.db.schema import (
     acquirers,
@@ -117,7 +117,9 @@ class SqlRegistry:
         wanted = sorted({i for i in terminal_ids if not self._cache.fresh(("terminal", i))})
         if not wanted or isinstance(self._cache, NoCache):
             return
-        for row in self._db.execute(sa.select(terminals).where(any_of(self._db, terminals.c.terminal_id, wanted))):
+        query = built(self._db, "registry.terminals", lambda d: sa.select(terminals).where(
+            among(d, terminals.c.terminal_id, "ids")))
+        for row in self._db.execute(query, among_values("ids", wanted)):
             self._cache.put(("terminal", row.terminal_id), _terminal(row))
             self._cache.put(("bdk", row.terminal_id), row.bdk_enc, forever=True)
 
@@ -168,7 +170,9 @@ class SqlRegistry:
         for column, wanted in ((issuer_cards.c.pan_hash, by_hash), (issuer_cards.c.card_id, by_id)):
             if not wanted or isinstance(self._cache, NoCache):
                 continue
-            for row in self._db.execute(sa.select(issuer_cards).where(any_of(self._db, column, wanted))):
+            query = built(self._db, f"registry.cards.{column.name}", lambda d, column=column: sa.select(  # type: ignore[misc]
+                issuer_cards).where(among(d, column, "keys")))
+            for row in self._db.execute(query, among_values("keys", wanted)):
                 card = _card(row)
                 self._cache.put(("pan", row.pan_hash), card)
                 self._cache.put(("card", card.card_id), card)
@@ -181,7 +185,8 @@ class SqlRegistry:
         if not wanted or isinstance(self._cache, NoCache):
             return
         c = issuer_cards.c
-        for row in self._db.execute(sa.select(c.card_id, *_SEALED).where(any_of(self._db, c.card_id, wanted))):
+        query = built(self._db, "registry.sealed", lambda d: sa.select(c.card_id, *_SEALED).where(among(d, c.card_id, "ids")))
+        for row in self._db.execute(query, among_values("ids", wanted)):
             self._cache.put(("sealed", row.card_id), _sealed(row), forever=True)
 
     def list_cards(self) -> list[IssuerCard]:
