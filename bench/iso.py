@@ -8,8 +8,9 @@ seconds: 60 % contactless without PIN, 30 % chip with online PIN, 10 % refunds
 and reversals. Prints approved/s, p50/p95/p99 latency and error counts. Without
 --host it starts `paypos serve` itself on a fresh database (SQLite in a temp
 dir, or the PostgreSQL --database-url given). On PostgreSQL it also runs
-pgbench TPC-B (scale 10, 8 clients, same duration) on the same server and
-prints the ratio.
+pgbench TPC-B (scale 10, 8 clients, same duration) on the same server, once
+just before the load and once just after it, and prints the ratio to their
+mean (a shared VM's speed, its disk's fsync above all, drifts over minutes).
 """
 
 from __future__ import annotations
@@ -276,20 +277,26 @@ def run(terminals: int, duration_s: int, database_url: str | None, host: str | N
             host = "127.0.0.1"
         else:
             env = {**os.environ}
+        on_postgresql = bool(database_url and database_url.startswith("postgres"))
+        tps: list[float] = []
         try:
             softs, cards = _provision(terminals, cards_per_terminal, env)
             scripts = _build_scripts(softs, cards, count, seed)
+            if on_postgresql:  # the reference brackets the load: this machine's speed drifts
+                tps.append(_pgbench(str(database_url), duration_s))
             stats, wall_s = asyncio.run(_run_load(host, int(port or 0), scripts, duration_s))
         finally:
             if server is not None:
                 server.terminate()
                 server.wait(timeout=30)
     _report(stats, wall_s, terminals, database_url, iso_processes if server_started else None)
-    if database_url and database_url.startswith("postgres"):
-        tps = _pgbench(database_url, duration_s)
+    if on_postgresql:
+        tps.append(_pgbench(str(database_url), duration_s))
+        mean = statistics.fmean(tps)
         approved_s = stats.codes["00"] / wall_s
-        console.print(f"pgbench TPC-B (scale 10, 8 clients, {duration_s} s): {tps:.1f} tps; "
-                      f"paypos approved/s ÷ pgbench tps = {approved_s / tps:.2f}×")
+        console.print(f"pgbench TPC-B (scale 10, 8 clients, {duration_s} s, run before and after): "
+                      f"{tps[0]:.1f} and {tps[1]:.1f} tps, mean {mean:.1f}; "
+                      f"paypos approved/s ÷ pgbench tps = {approved_s / mean:.2f}×")
 
 
 def _report(stats: Stats, wall_s: float, terminals: int, database_url: str | None,

@@ -56,4 +56,5 @@ def test_bench_on_postgresql_runs_one_host_process_per_core_and_compares_with_pg
     assert f"paypos ISO 8583 host on postgresql ({cores} host process{'es' if cores != 1 else ''})" in out
     assert figure(out, "approved/s") > 0
     assert "errors      : none" in out
-    assert re.search(r"pgbench TPC-B \(scale 10, 8 clients, 2 s\): [0-9.]+ tps; .* = [0-9.]+×", out.replace("\n", " ")), out
+    assert re.search(r"pgbench TPC-B \(scale 10, 8 clients, 2 s, run before and after\): [0-9.]+ and [0-9.]+ tps, "
+                     r"mean [0-9.]+; .* = [0-9.]+×", out.replace("\n", " ")), out

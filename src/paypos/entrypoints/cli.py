@@ -580,7 +580,8 @@ def bench(
              "core on PostgreSQL, 1 on SQLite (one writer at a time).")] = None,
 ) -> None:
     """Load the ISO 8583 host with N terminals (mix: 60% tap, 30% chip+PIN, 10% refunds/reversals);
-    on PostgreSQL compare with pgbench TPC-B. Runs from a paypos checkout (bench/)."""
+    on PostgreSQL compare with pgbench TPC-B, run just before and just after the load. Runs from a
+    paypos checkout (bench/)."""
     checkout = Path(__file__).resolve().parents[3]
     if not (checkout / "bench" / "iso.py").exists():
         _fail("paypos bench runs from a source checkout (bench/iso.py not found)")
