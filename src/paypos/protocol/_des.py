@@ -67,9 +67,15 @@ def tdes_ecb_decrypt(key: bytes, data: bytes) -> bytes:
 def mac_algorithm_3(key: bytes, padded: bytes) -> bytes:
     """ISO/IEC 9797-1 MAC algorithm 3 over already padded data: single-DES CBC under K
     (zero IV), then decrypt the last block under K' and encrypt it under K."""
-    left = key[:BLOCK]
-    chained = _cipher(left, modes.CBC(_ZERO_IV)).encryptor().update(padded)[-BLOCK:]
-    return des_ecb_encrypt(left, des_ecb_decrypt(key[BLOCK:], chained))
+    # E_K(D_K'(E_K(H ^ last))) is one two-key TDES (EDE) of H ^ last, H being the single-DES
+    # CBC of the blocks before the last (the IV for one block): two ciphers to build, not three.
+    if len(key) != 2 * BLOCK:
+        raise ValueError("MAC algorithm 3 takes a double-length (16-byte) key")
+    if len(padded) < BLOCK or len(padded) % BLOCK:
+        raise ValueError("MAC input must be padded to whole 8-byte blocks")
+    head, last = padded[:-BLOCK], padded[-BLOCK:]
+    chained = _cipher(key[:BLOCK], modes.CBC(_ZERO_IV)).encryptor().update(head)[-BLOCK:] if head else _ZERO_IV
+    return tdes_ecb_encrypt(key, xor(chained, last))
 
 
 def pad_method_1(data: bytes) -> bytes:

@@ -261,3 +261,17 @@ def test_fingerprint_changes_with_every_field() -> None:
     variants = [replace(base, amount=2), replace(base, credit_account_id=3), replace(base, code="fee"),
                 replace(base, linked=True), replace(base, currency="USD"), replace(base, kind=TransferKind.PENDING)]
     assert len({v.fingerprint() for v in variants} | {base.fingerprint()}) == len(variants) + 1
+
+
+def test_with_balances_keeps_everything_but_the_balances():
+    from paypos.domain.ledger import Account, AccountFlags, Balances
+
+    account = Account(7, "card:x", "card:476173******0010", "cardholder_funds", "CNY",
+                      AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS, Balances(1, 2, 3, 4))
+    moved = account.with_balances(Balances(5, 6, 7, 8))
+    assert moved == Account(7, "card:x", "card:476173******0010", "cardholder_funds", "CNY",
+                            AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS, Balances(5, 6, 7, 8))
+    assert account.balances == Balances(1, 2, 3, 4)  # the original is untouched (frozen)
+    # Every field but balances is carried: a field added to Account must be added there too.
+    from dataclasses import fields
+    assert [f.name for f in fields(Account)] == ["id", "owner_ref", "owner", "code", "currency", "flags", "balances"]

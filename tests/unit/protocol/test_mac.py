@@ -135,3 +135,25 @@ def test_verify_rejects_a_bad_key_before_comparing():
     with pytest.raises(MacError) as error:
         verify_retail_mac(bytes(8), X924_DATA, bytes(8))
     assert error.value.field == "mac_key"
+
+
+@pytest.mark.parametrize(("key", "padded"), [(bytes(8), bytes(8)), (bytes(24), bytes(8)), (bytes(16), bytes(7)),
+                                             (bytes(16), bytes(12)), (bytes(16), b"")])
+def test_mac_algorithm_3_refuses_a_single_length_key_and_unpadded_data(key, padded):
+    from paypos.protocol._des import mac_algorithm_3
+
+    with pytest.raises(ValueError):
+        mac_algorithm_3(key, padded)
+
+
+@given(st.binary(min_size=16, max_size=16), st.binary(min_size=1, max_size=96))
+def test_mac_algorithm_3_is_cbc_then_decrypt_and_encrypt_of_the_last_block(key, data):
+    # ISO/IEC 9797-1 MAC algorithm 3 as the standard words it, with pycryptodome's DES.
+    from Crypto.Cipher import DES
+
+    from paypos.protocol._des import mac_algorithm_3, pad_method_1
+
+    padded = pad_method_1(data)
+    chained = DES.new(key[:8], DES.MODE_CBC, iv=bytes(8)).encrypt(padded)[-8:]
+    expected = DES.new(key[:8], DES.MODE_ECB).encrypt(DES.new(key[8:], DES.MODE_ECB).decrypt(chained))
+    assert mac_algorithm_3(key, padded) == expected

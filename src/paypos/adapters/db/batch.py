@@ -420,7 +420,7 @@ class HostBatch:
             )
             self._sql_ledger.apply_plan(plan, {**self.accounts, **stored}, self.now)
             for i in self.unlimited:  # written: the batch's sums start again from zero
-                self.accounts[i] = replace(self.accounts[i], balances=Balances(0, 0, 0, 0))
+                self.accounts[i] = self.accounts[i].with_balances(Balances(0, 0, 0, 0))
         self.dirty_terminals.clear()
         self.dirty_cards.clear()
         self.dirty_accounts.clear()
@@ -587,7 +587,7 @@ class BatchLedger:
         for account_id, balances in plan.account_balances.items():
             if limit_violated(b.accounts[account_id].flags, balances) is not None:
                 raise LedgerInvariantError(f"plan breaks the limit flags of account {account_id}")
-            b.set_item(b.accounts, account_id, replace(b.accounts[account_id], balances=balances))
+            b.set_item(b.accounts, account_id, b.accounts[account_id].with_balances(balances))
             b.mark(b.dirty_accounts, account_id)
         for transfer in plan.new_transfers:
             b.append(b.new_transfers, transfer)
