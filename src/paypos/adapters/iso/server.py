@@ -7,8 +7,9 @@ one dispatcher thread hands it every request that arrived while the previous
 batch was being answered (group commit: the batch grows with the load, and a
 lone request waits for nobody); the event loop only frames bytes. Under load
 (the previous batch was not alone) the dispatcher lingers a few milliseconds
-for more (`limits.iso_batch_linger_ms`): a batch's statements cost the same
-whatever its size, so fuller batches leave more CPU for answering.
+for more (`limits.iso_batch_linger_ms`), until every connection has a request
+in flight: a batch's statements cost the same whatever its size, so fuller
+batches leave more CPU for answering.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class IsoServer:
         self._host, self._port = host, port
         self._batch_max = batch_max
         self._linger_s = max(0.0, linger_ms) / 1000
+        # Open connections with no request in flight: the only ones a lingering batch can
+        # still hear from (a terminal sends its next request once answered). Counted by the
+        # event loop, read by the batch thread: a hint, so a stale read costs only a linger.
+        self.quiet_connections = 0
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch, name="iso-batches", daemon=True)
         self._server: asyncio.base_events.Server | None = None
@@ -71,7 +76,8 @@ class IsoServer:
         deadline = time.monotonic() + self._linger_s if under_load else 0.0
         while len(jobs) < self._batch_max:
             try:
-                left = deadline - time.monotonic()
+                # Every connection waits for an answer: nothing more will come, stop lingering.
+                left = deadline - time.monotonic() if self.quiet_connections > 0 else 0.0
                 more = self._jobs.get(timeout=left) if left > 0 else self._jobs.get_nowait()
             except queue.Empty:
                 break
@@ -117,6 +123,13 @@ class IsoServer:
         in_flight = asyncio.Semaphore(limits.iso_in_flight_per_connection_max)
         tasks: set[asyncio.Task[None]] = set()
         closing = asyncio.Event()
+
+        def answered(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            if not tasks:
+                self.quiet_connections += 1
+
+        self.quiet_connections += 1
         try:
             while not closing.is_set():
                 data = await asyncio.wait_for(reader.read(65536), timeout=limits.iso_idle_timeout_s)
@@ -124,14 +137,17 @@ class IsoServer:
                     break
                 for payload in buffer.feed(data):
                     await in_flight.acquire()
+                    if not tasks:
+                        self.quiet_connections -= 1
                     task = asyncio.create_task(self._answer(payload, writer, in_flight, closing))
                     tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                    task.add_done_callback(answered)
         except (FrameError, TimeoutError, ConnectionError) as error:
             log.info("closing %s: %s", writer.get_extra_info("peername"), error)
         finally:
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            self.quiet_connections -= 1
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
