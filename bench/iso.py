@@ -16,6 +16,7 @@ mean (a shared VM's speed, its disk's fsync above all, drifts over minutes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -227,20 +228,35 @@ def _percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def _pgbench(database_url: str, duration_s: int) -> float:
-    """TPC-B (pgbench default script), scale 10, 8 clients, in a scratch database on the same server."""
-    base = database_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0]
-    scratch = f"paypos_pgbench_{os.getpid()}"
-    admin = base + "/postgres"
-    subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{scratch}"'], check=True, capture_output=True)
-    try:
-        subprocess.run(["pgbench", "-i", "-q", "-s", "10", base + "/" + scratch], check=True, capture_output=True)
-        done = subprocess.run(["pgbench", "-c", "8", "-j", "2", "-T", str(duration_s), base + "/" + scratch],
+class PgBench:
+    """TPC-B (pgbench's default script), scale 10, 8 clients, in a scratch database on the same
+    server, initialised once and run as often as asked (before and after the load)."""
+
+    def __init__(self, database_url: str) -> None:
+        base = database_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0]
+        self._admin = base + "/postgres"
+        self._scratch = f"paypos_pgbench_{os.getpid()}"
+        self._url = base + "/" + self._scratch
+
+    def __enter__(self) -> PgBench:
+        subprocess.run(["psql", self._admin, "-qc", f'CREATE DATABASE "{self._scratch}"'], check=True,
+                       capture_output=True)
+        try:
+            subprocess.run(["pgbench", "-i", "-q", "-s", "10", self._url], check=True, capture_output=True)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def run(self, duration_s: int) -> float:
+        done = subprocess.run(["pgbench", "-c", "8", "-j", "2", "-T", str(duration_s), self._url],
                               check=True, capture_output=True, text=True)
         match = re.search(r"tps = ([0-9.]+)", done.stdout)
         return float(match.group(1)) if match else float("nan")
-    finally:
-        subprocess.run(["psql", admin, "-qc", f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'], capture_output=True)
+
+    def __exit__(self, *_: object) -> None:
+        subprocess.run(["psql", self._admin, "-qc", f'DROP DATABASE IF EXISTS "{self._scratch}" WITH (FORCE)'],
+                       capture_output=True)
 
 
 def _start_host(database_url: str | None, tmp: Path,
@@ -279,19 +295,22 @@ def run(terminals: int, duration_s: int, database_url: str | None, host: str | N
             env = {**os.environ}
         on_postgresql = bool(database_url and database_url.startswith("postgres"))
         tps: list[float] = []
-        try:
-            softs, cards = _provision(terminals, cards_per_terminal, env)
-            scripts = _build_scripts(softs, cards, count, seed)
-            if on_postgresql:  # the reference brackets the load: this machine's speed drifts
-                tps.append(_pgbench(str(database_url), duration_s))
-            stats, wall_s = asyncio.run(_run_load(host, int(port or 0), scripts, duration_s))
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
+        with contextlib.ExitStack() as stack:
+            try:
+                softs, cards = _provision(terminals, cards_per_terminal, env)
+                scripts = _build_scripts(softs, cards, count, seed)
+                pgbench = stack.enter_context(PgBench(str(database_url))) if on_postgresql else None
+                if pgbench is not None:  # the reference brackets the load: this machine's speed drifts
+                    tps.append(pgbench.run(duration_s))
+                stats, wall_s = asyncio.run(_run_load(host, int(port or 0), scripts, duration_s))
+            finally:
+                if server is not None:
+                    server.terminate()
+                    server.wait(timeout=30)
+            if pgbench is not None:
+                tps.append(pgbench.run(duration_s))
     _report(stats, wall_s, terminals, database_url, iso_processes if server_started else None)
     if on_postgresql:
-        tps.append(_pgbench(str(database_url), duration_s))
         mean = statistics.fmean(tps)
         approved_s = stats.codes["00"] / wall_s
         console.print(f"pgbench TPC-B (scale 10, 8 clients, {duration_s} s, run before and after): "
