@@ -96,6 +96,11 @@ class NeedsDatabase(Exception):
 _MISSING = object()
 
 
+def _identity(table: sa.Table) -> tuple[sa.Column[Any], ...]:
+    """A message's identity columns: terminal (41), STAN (11), transmission date-time (7)."""
+    return (table.c.terminal_id, table.c.stan, table.c.transmission_dt)
+
+
 class JournalIds:
     """Journal ids a host process draws from PostgreSQL's sequence a block at a time, so that
     a batch rarely spends a round trip on them (`limits.journal_ids_block`). Ids only need
@@ -243,37 +248,24 @@ class HostBatch:
         self.accounts.update((i, shapes[i]) for i in unlimited)
         self.unlimited |= unlimited
 
-    def load_answers(self, identities: Iterable[Identity]) -> None:
-        wanted = [i for i in set(identities) if i not in self.answers]
-        if not wanted:
-            return
-        m = iso_messages
-        query = built(self._db, "batch.answers", lambda d: sa.select(m).where(
-            among_rows(d, (m.c.terminal_id, m.c.stan, m.c.transmission_dt), "keys")))
-        for identity in wanted:
-            self.answers[identity] = None
-        for row in self._db.execute(query, among_rows_values(self._db, "keys", wanted, 3)):
-            self.answers[(row.terminal_id, row.stan, row.transmission_dt)] = answered_from_row(row)
-
     def load_answers_and_tombstones(self, identities: Iterable[Identity]) -> None:
-        """`load_answers` and `load_tombstones` in one statement (a UNION ALL): one round trip
-        per batch less, on the path every request takes."""
+        """The recorded answers and reversal tombstones of these identities (41, 11, 7) the
+        batch does not hold yet, in one statement (a UNION ALL): one round trip per batch, on
+        the path every request takes."""
         identities = set(identities)
         wanted_answers = [i for i in identities if i not in self.answers]
         wanted_tombstones = [i for i in identities if i not in self.tombstones]
-        if not wanted_answers or not wanted_tombstones:
-            self.load_answers(wanted_answers)
-            self.load_tombstones(wanted_tombstones)
+        if not wanted_answers and not wanted_tombstones:
             return
         m, t = iso_messages, reversal_tombstones
 
         def build(d: str) -> Any:
-            answers = sa.select(sa.literal("answer").label("kind"), m.c.terminal_id, m.c.stan, m.c.transmission_dt,
+            answers = sa.select(sa.literal("answer").label("kind"), *_identity(m),
                                 m.c.mti, m.c.fingerprint, m.c.response_json, m.c.response_code).where(
-                among_rows(d, (m.c.terminal_id, m.c.stan, m.c.transmission_dt), "answers"))
-            tombstones = sa.select(sa.literal("tombstone"), t.c.terminal_id, t.c.stan, t.c.transmission_dt,
+                among_rows(d, _identity(m), "answers"))
+            tombstones = sa.select(sa.literal("tombstone"), *_identity(t),
                                    sa.null(), sa.null(), sa.null(), sa.null()).where(
-                among_rows(d, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), "tombstones"))
+                among_rows(d, _identity(t), "tombstones"))
             return sa.union_all(answers, tombstones)
 
         for identity in wanted_answers:
@@ -289,18 +281,6 @@ class HostBatch:
             else:
                 self.answers[identity] = answered_from_row(row)
 
-    def load_tombstones(self, identities: Iterable[Identity]) -> None:
-        wanted = [i for i in set(identities) if i not in self.tombstones]
-        if not wanted:
-            return
-        t = reversal_tombstones
-        query = built(self._db, "batch.tombstones", lambda d: sa.select(t.c.terminal_id, t.c.stan, t.c.transmission_dt)
-                      .where(among_rows(d, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), "keys")))
-        for identity in wanted:
-            self.tombstones[identity] = False
-        for row in self._db.execute(query, among_rows_values(self._db, "keys", wanted, 3)):
-            self.tombstones[(row.terminal_id, row.stan, row.transmission_dt)] = True
-
     def load_originals(self, identities: Iterable[Identity], ids: Iterable[int]) -> None:
         """Lock and load the journal rows named by identity (41, 11, 7 of field 90) or by id
         (an RRN in field 37), in id order like the per-request path's row locks."""
@@ -311,7 +291,7 @@ class HostBatch:
         t = host_transactions
 
         def build(d: str) -> Any:
-            by_identity = sa.select(t.c.id).where(among_rows(d, (t.c.terminal_id, t.c.stan, t.c.transmission_dt), "keys"))
+            by_identity = sa.select(t.c.id).where(among_rows(d, _identity(t), "keys"))
             by_id = sa.select(t.c.id).where(among(d, t.c.id, "ids"))
             # The ids as a UNION: an OR of the two would scan the whole journal.
             return sa.select(t).where(t.c.id.in_(sa.union(by_identity, by_id))).order_by(t.c.id).with_for_update()
@@ -478,7 +458,7 @@ class BatchHostStore:
     def answered(self, terminal_id: str, stan: str, transmission_dt: str) -> AnsweredMessage | None:
         identity = (terminal_id, stan, transmission_dt)
         if identity not in self._b.answers:
-            self._b.load_answers([identity])
+            self._b.load_answers_and_tombstones([identity])
         return self._b.answers[identity]
 
     def record_answer(self, terminal_id: str, stan: str, transmission_dt: str, mti: str, fingerprint: str,
@@ -494,7 +474,7 @@ class BatchHostStore:
     def has_tombstone(self, terminal_id: str, stan: str, transmission_dt: str) -> bool:
         identity = (terminal_id, stan, transmission_dt)
         if identity not in self._b.tombstones:
-            self._b.load_tombstones([identity])
+            self._b.load_answers_and_tombstones([identity])
         return self._b.tombstones[identity]
 
     def recent_count_for_card(self, card_id: str, since: datetime) -> int:
