@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+
 from sqlalchemy.engine import Engine
+
+from paypos import limits
 
 from paypos.adapters.db import migrate
 from paypos.adapters.db.cache import TtlCache
@@ -83,3 +87,14 @@ def require_schema(app: App) -> None:
         raise NotInitialisedError(
             f"database at {where} is at schema {current or 'none'}, need {head}: run `paypos init`"
         )
+
+
+def settle_for_serving() -> None:
+    """Once a serving process has started: freeze what start-up built out of the cyclic
+    collector's reach and collect the young generation less often
+    (`limits.gc_gen0_threshold`). Modules, settings, pools and caches built at start-up live as
+    long as the process; every full collection walked them again."""
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(limits.gc_gen0_threshold, middle, oldest)

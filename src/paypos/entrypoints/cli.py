@@ -25,7 +25,7 @@ from rich.table import Table
 
 from paypos import limits
 from paypos.adapters.vault import VaultError
-from paypos.bootstrap import App, NotInitialisedError, bootstrap, init_database, require_schema
+from paypos.bootstrap import App, NotInitialisedError, bootstrap, init_database, require_schema, settle_for_serving
 from paypos.config import ConfigError, load_settings
 from paypos.domain.wallet import WalletError
 from paypos.networks.sandbox.wallet_tokens import wallet_user_token
@@ -192,6 +192,7 @@ def _iso_process(data_dir: Path | None, database_url: str | None, host: str, iso
     async def run(paypos: App) -> None:
         iso = IsoServer(IsoHost(paypos).handle_batch, host, iso_port, reuse_port=True)
         await iso.start()
+        settle_for_serving()
         try:
             while os.getppid() == parent:
                 await asyncio.sleep(limits.iso_parent_check_s)
@@ -221,6 +222,7 @@ async def _serve(
     ))
     if servers is not None:
         servers["http"] = server
+    settle_for_serving()
     try:
         await server.serve()
     finally:
