@@ -49,6 +49,11 @@ class App:
             self._vault = Vault(self.settings.resolved_data_key(create=self._initialising))
         return self._vault
 
+    def require_vault(self) -> None:
+        """Open the card-data vault now: a `ConfigError` / `VaultError` naming the fix when the
+        data key is missing or malformed (a host without it could only answer 96)."""
+        _ = self.vault
+
     def uow(self, *, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.engine, write=write, cache=self.cache)
 

@@ -95,6 +95,23 @@ def test_serve_on_a_port_already_in_use_fails_to_start_without_a_traceback(
     assert "Traceback" not in result.stderr
 
 
+def test_serve_without_its_data_key_exits_2_before_opening_a_port(
+    cli: PayposCli, sandbox_copy: Path, taken_port: int
+) -> None:
+    (sandbox_copy / "keys" / "data.key").unlink()
+    free = _another_free_port()
+
+    result = cli.run("serve", "--http-port", str(free), "--iso-port", str(taken_port),
+                     "--data-dir", str(sandbox_copy))
+
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no data key"), result.stderr
+    assert "run `paypos init`" in lines[0]
+    # Checked before listening: the taken ISO port was never tried, the HTTP one never opened.
+    assert "address already in use" not in result.stderr
+
+
 def test_demo_once_initialises_the_sandbox_prints_its_tables_and_healthz_then_exits_0(
     cli: PayposCli, free_port: int, tmp_path: Path
 ) -> None:
