@@ -27,51 +27,42 @@ from paypos import limits
 from paypos.adapters.vault import VaultError
 from paypos.bootstrap import App, NotInitialisedError, bootstrap, init_database, require_schema, settle_for_serving
 from paypos.config import ConfigError, load_settings
-from paypos.domain.wallet import WalletError
 from paypos.networks.sandbox.wallet_tokens import wallet_user_token
 from paypos.services import ledger as ledger_service
 from paypos.services import sandbox as sandbox_service
-from paypos.services import wallet as wallet_service
-from paypos.entrypoints.terminal_cli import terminal_app
-from paypos.entrypoints.cli_qr import qr_app
-from paypos.entrypoints.cli_prepaid import prepaid_app
-from paypos.entrypoints.cli_wallet import wallet_app
-from paypos.entrypoints.cli_webhooks import webhooks_app
-from paypos.entrypoints.cli_escrow import dispute_app, escrow_app
-from paypos.entrypoints.cli_merchants import merchants_app
-from paypos.entrypoints.cli_terminals import terminals_app
-from paypos.entrypoints.cli_console import console_app
-from paypos.entrypoints.cli_settlement import bank_app, settlement_app
-from paypos.entrypoints.cli_pricing import pricing_app
-from paypos.entrypoints.cli_reports import recon_app, reports_app
+from paypos.entrypoints.lazy import lazy_groups
 
+_ENTRYPOINTS = "paypos.entrypoints"
 app = typer.Typer(
     help="paypos — point-of-sale payment platform: acquiring host, sandbox networks, double-entry ledger.",
     no_args_is_help=True,
     add_completion=False,
+    # Groups imported when used (paypos.entrypoints.lazy), listed in this order after the commands.
+    cls=lazy_groups({
+        "ledger": f"{_ENTRYPOINTS}.cli:ledger_app",
+        "terminal": f"{_ENTRYPOINTS}.terminal_cli:terminal_app",
+        "qr": f"{_ENTRYPOINTS}.cli_qr:qr_app",
+        "sandbox": f"{_ENTRYPOINTS}.cli:sandbox_app",
+        "wallet": f"{_ENTRYPOINTS}.cli_wallet:wallet_app",
+        "prepaid": f"{_ENTRYPOINTS}.cli_prepaid:prepaid_app",
+        "webhooks": f"{_ENTRYPOINTS}.cli_webhooks:webhooks_app",
+        "escrow": f"{_ENTRYPOINTS}.cli_escrow:escrow_app",
+        "merchants": f"{_ENTRYPOINTS}.cli_merchants:merchants_app",
+        "terminals": f"{_ENTRYPOINTS}.cli_terminals:terminals_app",
+        "console": f"{_ENTRYPOINTS}.cli_console:console_app",
+        "settlement": f"{_ENTRYPOINTS}.cli_settlement:settlement_app",
+        "bank": f"{_ENTRYPOINTS}.cli_settlement:bank_app",
+        "pricing": f"{_ENTRYPOINTS}.cli_pricing:pricing_app",
+        "reports": f"{_ENTRYPOINTS}.cli_reports:reports_app",
+        "recon": f"{_ENTRYPOINTS}.cli_reports:recon_app",
+    }),
 )
 ledger_app = typer.Typer(help="Inspect and check the double-entry ledger.", no_args_is_help=True)
 sandbox_app = typer.Typer(
     help="List the sandbox's TEST merchants, terminals, cards and wallet users and apps (with their test keys).",
     no_args_is_help=True,
+    cls=lazy_groups({"dispute": f"{_ENTRYPOINTS}.cli_escrow:dispute_app"}),
 )
-app.add_typer(ledger_app, name="ledger")
-app.add_typer(terminal_app, name="terminal")
-app.add_typer(qr_app, name="qr")
-app.add_typer(sandbox_app, name="sandbox")
-app.add_typer(wallet_app, name="wallet")
-app.add_typer(prepaid_app, name="prepaid")
-app.add_typer(webhooks_app, name="webhooks")
-app.add_typer(escrow_app, name="escrow")
-sandbox_app.add_typer(dispute_app, name="dispute")
-app.add_typer(merchants_app, name="merchants")
-app.add_typer(terminals_app, name="terminals")
-app.add_typer(console_app, name="console")
-app.add_typer(settlement_app, name="settlement")
-app.add_typer(bank_app, name="bank")
-app.add_typer(pricing_app, name="pricing")
-app.add_typer(reports_app, name="reports")
-app.add_typer(recon_app, name="recon")
 
 out = Console()
 err = Console(stderr=True)
@@ -469,6 +460,9 @@ def sandbox_wallet_apps(
 ) -> None:
     """TEST wallet merchant apps: app id, merchant, RSA2 key pair, the wallet's public key, gateway URL."""
 
+    from paypos.domain.wallet import WalletError
+    from paypos.services import wallet as wallet_service
+
     def rows_of(paypos: App, uow: Any) -> list[dict[str, Any]]:
         try:
             return wallet_service.list_apps(uow, paypos.vault, gateway_url)
@@ -482,6 +476,7 @@ def sandbox_wallet_apps(
 @sandbox_app.command("wallet-users")
 def sandbox_wallet_users(as_json: JsonFlag = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """TEST wallet users: id, phone, balance, credit limit, linked cards, and their API token."""
+    from paypos.services import wallet as wallet_service
 
     def rows_of(_paypos: App, uow: Any) -> list[dict[str, Any]]:
         return [{**row, "api_token": wallet_user_token(row["user_id"])} for row in wallet_service.list_users(uow)]
