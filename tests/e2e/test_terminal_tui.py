@@ -179,7 +179,12 @@ def at_the_terminal(host: Host, script: Callable[[Cashier], Awaitable[T]], *, po
 # --- the cashier's day --------------------------------------------------------------------------
 
 
-def test_a_cashier_completes_a_chip_and_pin_sale(host: Host, day: Day) -> None:
+def chip_and_pin_sale(host: Host, day: Day) -> dict[str, Any]:
+    """The day's CNY 25.00 chip + PIN sale, rung up once per day (the refund needs it, and under
+    pytest-xdist the refund's test may run in a process where the sale's test did not)."""
+    if day.chip_sale is not None:
+        return day.chip_sale
+
     async def script(cashier: Cashier) -> dict[str, Any]:
         assert cashier.text("#signon-status").startswith("SIGNED ON")
         await cashier.press("s")
@@ -197,11 +202,18 @@ def test_a_cashier_completes_a_chip_and_pin_sale(host: Host, day: Day) -> None:
         return result
 
     sale = at_the_terminal(host, script)
+    if sale["status"] == "APPROVED":
+        day.sales_minor.append(2500)
+        day.chip_sale = sale
+    return sale
+
+
+def test_a_cashier_completes_a_chip_and_pin_sale(host: Host, day: Day) -> None:
+    sale = chip_and_pin_sale(host, day)
+
     assert sale["status"] == "APPROVED", sale
     assert f"Approval code {sale['approval_code']}" in sale["detail"] and f"RRN {sale['rrn']}" in sale["detail"]
     assert "CNY 25.00" in sale["receipt"] and "PIN VERIFIED" in sale["receipt"] and PIN not in sale["receipt"]
-    day.sales_minor.append(2500)
-    day.chip_sale = sale
 
 
 def test_a_contactless_sale_under_the_cvm_limit_asks_for_no_pin(host: Host, day: Day) -> None:
@@ -265,9 +277,9 @@ def test_a_wrong_pin_is_declined_with_the_reason_in_words(host: Host) -> None:
 
 
 def test_a_refund_of_the_chip_sale_is_picked_from_the_journal(host: Host, day: Day) -> None:
-    if day.chip_sale is None:
-        pytest.skip("needs the chip + PIN sale")
-    sale_id = day.chip_sale["journal_id"]
+    sale = chip_and_pin_sale(host, day)
+    assert sale["status"] == "APPROVED", sale
+    sale_id = sale["journal_id"]
 
     async def script(cashier: Cashier) -> dict[str, Any]:
         await cashier.press("j")
