@@ -125,7 +125,7 @@ def _script(t: SoftTerminal, cards: list[dict], count: int, seed: int) -> tuple[
                                   sale=sale))
             else:
                 if t.mac_required:
-                    t.counter += 1
+                    t.advance_counter()
                 t.stan += 1
                 slots.append(Slot("refund", sale=sale, card=slots[sale].card, counter=t.counter, stan=t.stan))
             continue
@@ -141,6 +141,7 @@ def _script(t: SoftTerminal, cards: list[dict], count: int, seed: int) -> tuple[
 
 def _refund(t: SoftTerminal, slot: Slot, sale_response: dict[str, str]) -> bytes:
     card = slot.card or {}
+    # Sent under the counter kept for it: from the value below it, the next valid one is it.
     t.counter, t.stan = slot.counter - (1 if t.mac_required else 0), slot.stan - 1
     fields = {"3": "200000", "4": sale_response["4"], "22": "072", "23": card["psn"].zfill(3),
               "35": card["track2"], "37": sale_response["37"]}

@@ -62,6 +62,18 @@ def card_available(app: App, card_id: str) -> int:
         return next(c["available_minor"] for c in sandbox_service.list_cards(uow, app.vault) if c["id"] == card_id)
 
 
+def test_the_soft_terminal_skips_eleven_bit_ksn_counters_and_the_host_approves_past_them(
+        app: App, host: IsoHost, cards) -> None:
+    # X9.24-1:2009 A.2: after 0x7FE comes 0x800 (0x7FF has eleven 1 bits, no device uses it).
+    # The load generator sends thousands of PIN requests per terminal through SoftTerminal.
+    t, card = terminal(app, "CAFE0001"), cards["visa-cvn18-approve"]
+    t.counter = 0x7FE
+    first = send(host, chip_sale(t, card, 1_000))
+    assert (t.counter, first["39"]) == (0x800, "00"), first
+    second = send(host, chip_sale(t, card, 1_000))
+    assert (t.counter, second["39"]) == (0x801, "00"), second
+
+
 def test_a_chip_sale_posts_amount_and_fee_in_one_chain(app: App, host: IsoHost, cards) -> None:
     t, card = terminal(app, "CAFE0001"), cards["visa-cvn18-approve"]
     response = send(host, chip_sale(t, card, 12_345))

@@ -33,6 +33,7 @@ import string
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from paypos.protocol._des import des_ecb_encrypt, tdes_ecb_encrypt, xor
 
@@ -100,6 +101,15 @@ class DukptError(ValueError):
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled across processes (a load generator builds requests in a process pool): the
+        # default rebuilds from args alone and fails on the keyword-only field.
+        return _rebuilt_error, (type(self), str(self), self.field)
+
+
+def _rebuilt_error(cls: type[DukptError], message: str, field: str) -> DukptError:
+    return cls(message, field=field)
 
 
 class KsnExhausted(DukptError):

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, field
 
 from paypos.protocol import emv, iso8583
-from paypos.protocol.dukpt import derive_working_keys, ksn_with_counter, parse_ksn
+from paypos.protocol.dukpt import derive_working_keys, ksn_counter, ksn_with_counter, next_ksn, parse_ksn
 from paypos.protocol.mac import retail_mac
 from paypos.protocol.pinblock import encode_pinblock_iso_0, encrypt_pinblock
 
@@ -30,9 +30,14 @@ class SoftTerminal:
     stan: int = 0
     atcs: dict[str, int] = field(default_factory=dict)
 
+    def advance_counter(self) -> int:
+        """Move to the next KSN counter a device may use: X9.24-1:2009 A.2 skips counters with
+        more than ten 1 bits (the first is 0x7FF, the 2047th transaction)."""
+        self.counter = ksn_counter(next_ksn(ksn_with_counter(parse_ksn(self.initial_ksn), self.counter)))
+        return self.counter
+
     def next_keys(self):  # type: ignore[no-untyped-def]
-        self.counter += 1
-        ksn = ksn_with_counter(parse_ksn(self.initial_ksn), self.counter)
+        ksn = ksn_with_counter(parse_ksn(self.initial_ksn), self.advance_counter())
         return ksn.hex().upper(), derive_working_keys(bytes.fromhex(self.bdk), ksn)
 
     def next_stan(self) -> str:

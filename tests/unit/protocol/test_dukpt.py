@@ -16,6 +16,8 @@ The standard itself is not freely available; its Annex A.4 test data is reproduc
 The independent ``pydukpt`` package (a dev dependency) is the oracle for random inputs.
 """
 
+import pickle
+
 import pydukpt
 import pytest
 from Crypto.Cipher import DES3
@@ -440,6 +442,13 @@ def test_next_ksn_past_the_last_valid_counter_is_exhausted(counter):
 
 def test_next_ksn_reaches_the_last_valid_counter_from_just_below_it():
     assert ksn_counter(next_ksn(ksn_with_counter(ksn(ANSI_INITIAL_KSN), 0x1FF7FF))) == COUNTER_MAX
+
+
+@pytest.mark.parametrize("error", [DukptError("bad bdk", field="bdk"), KsnExhausted("no successor")])
+def test_dukpt_errors_cross_a_process_boundary_whole(error):
+    # A load generator builds requests in a process pool and gets its errors back pickled.
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), str(copy), copy.field) == (type(error), str(error), error.field)
 
 
 # --- the host's memo of the A.3 walk gives exactly the keys of the walk itself ------------
