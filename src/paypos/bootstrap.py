@@ -7,7 +7,6 @@ import gc
 from sqlalchemy.engine import Engine
 
 from paypos import limits
-
 from paypos.adapters.db import migrate
 from paypos.adapters.db.cache import TtlCache
 from paypos.adapters.db.engine import make_engine

@@ -108,14 +108,13 @@ journal_ids_block = 256
 # `paypos serve --iso-processes N`: host processes sharing the ISO port (SO_REUSEPORT), each
 # with its own batch thread, over one database (PostgreSQL; on SQLite they take turns).
 iso_processes_max = 16
+iso_parent_check_s = 1.0  # a worker process exits within this long after its parent died
 # A serving process's cyclic garbage collector: what start-up built is frozen out of the
 # collections (gc.freeze), and the youngest generation is collected after this many new
 # container objects instead of CPython's 700. A batch allocates tens of thousands; at 700
-# each batch paid several collections that walked its live state (measured: ~5 % of a
-# request's CPU, docs/performance.md), at 10 000 a few per second. Memory: the young
-# generation stays a few MB.
+# the collections took 3.7 % of a host process's CPU under load, at 10 000 0.9 %
+# (docs/performance.md). Memory: the young generation stays a few MB.
 gc_gen0_threshold = 10_000
-iso_parent_check_s = 1.0  # a worker process exits within this long after its parent died
 # Registry rows (terminals, merchants, cards, keys, account ids) cached by a host process.
 registry_cache_ttl_s = 5.0
 registry_cache_entries_max = 200_000
