@@ -49,9 +49,15 @@ class App:
         return self._vault
 
     def require_vault(self) -> None:
-        """Open the card-data vault now: a `ConfigError` / `VaultError` naming the fix when the
-        data key is missing or malformed (a host without it could only answer 96)."""
-        _ = self.vault
+        """Open the card-data vault now and one stored card's PAN with it: a `ConfigError` /
+        `VaultError` naming the fix when the data key is missing, malformed or another
+        database's (a host without it could only answer 96; with another key, 14: no PAN's
+        lookup hash would match)."""
+        vault = self.vault
+        with self.uow(write=False) as uow:
+            sealed = uow.registry.a_sealed_pan()
+        if sealed is not None:
+            vault.open(sealed, "pan")
 
     def uow(self, *, write: bool = True) -> UnitOfWork:
         return UnitOfWork(self.engine, write=write, cache=self.cache)

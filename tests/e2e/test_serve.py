@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from paypos.networks.sandbox import catalog
+from tests.conftest import TEST_DATA_KEY
 
 if TYPE_CHECKING:
     from conftest import PayposCli
@@ -110,6 +111,19 @@ def test_serve_without_its_data_key_exits_2_before_opening_a_port(
     assert "run `paypos init`" in lines[0]
     # Checked before listening: the taken ISO port was never tried, the HTTP one never opened.
     assert "address already in use" not in result.stderr
+
+
+def test_serve_under_another_data_key_exits_2_before_opening_a_port(
+    cli: PayposCli, sandbox_dir: Path, taken_port: int
+) -> None:
+    # Another well-formed key would open no sealed PAN and match no PAN's lookup hash: every
+    # card request would be answered 14.
+    result = cli.run("serve", "--http-port", str(_another_free_port()), "--iso-port", str(taken_port),
+                     "--data-dir", str(sandbox_dir), env=cli.env(PAYPOS_DATA_KEY=TEST_DATA_KEY))
+
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["error: pan: cannot be opened with this data key"], result.stderr
 
 
 def test_demo_once_initialises_the_sandbox_prints_its_tables_and_healthz_then_exits_0(

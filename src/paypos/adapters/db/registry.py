@@ -192,6 +192,11 @@ class SqlRegistry:
     def list_cards(self) -> list[IssuerCard]:
         return [_card(r) for r in self._db.execute(sa.select(issuer_cards).order_by(issuer_cards.c.created_at, issuer_cards.c.card_id))]
 
+    def a_sealed_pan(self) -> bytes | None:
+        """One card's sealed PAN, to check a data key against; None before any card exists."""
+        sealed = self._db.execute(sa.select(issuer_cards.c.pan_enc).limit(1)).scalar_one_or_none()
+        return None if sealed is None else bytes(sealed)
+
     def card_sealed(self, card_id: str) -> dict[str, bytes | None]:
         return self._cache.get(("sealed", card_id), lambda: self._load_card_sealed(card_id), forever=True)
 
