@@ -125,7 +125,7 @@ def _script(t: SoftTerminal, cards: list[dict], count: int, seed: int) -> tuple[
                                   sale=sale))
             else:
                 if t.mac_required:
-                    t.advance_counter()
+                    t.advance_ksn()
                 t.stan += 1
                 slots.append(Slot("refund", sale=sale, card=slots[sale].card, counter=t.counter, stan=t.stan))
             continue

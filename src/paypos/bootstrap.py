@@ -48,7 +48,7 @@ class App:
             self._vault = Vault(self.settings.resolved_data_key(create=self._initialising))
         return self._vault
 
-    def require_vault(self) -> None:
+    def require_data_key(self) -> None:
         """Open the card-data vault now and one stored card's PAN with it: a `ConfigError` /
         `VaultError` naming the fix when the data key is missing, malformed or another
         database's (a host without it could only answer 96; with another key, 14: no PAN's

@@ -153,7 +153,7 @@ def serve(
     import multiprocessing
 
     with _app(data_dir, database_url) as paypos:
-        paypos.require_vault()  # before any port opens: without the data key every card request is a 96
+        paypos.require_data_key()  # before any port opens: without the data key every card request is a 96
         err.print(f"paypos HTTP API on http://{host}:{http_port}"
                   + (f", ISO 8583 on {host}:{iso_port}" if iso_port else "")
                   + (f" × {iso_processes} processes" if iso_port and iso_processes > 1 else "")

@@ -30,14 +30,15 @@ class SoftTerminal:
     stan: int = 0
     atcs: dict[str, int] = field(default_factory=dict)
 
-    def advance_counter(self) -> int:
-        """Move to the next KSN counter a device may use: X9.24-1:2009 A.2 skips counters with
-        more than ten 1 bits (the first is 0x7FF, the 2047th transaction)."""
-        self.counter = ksn_counter(next_ksn(ksn_with_counter(parse_ksn(self.initial_ksn), self.counter)))
-        return self.counter
+    def advance_ksn(self) -> bytes:
+        """Move to the next KSN a device may use and return it: X9.24-1:2009 A.2 skips counters
+        with more than ten 1 bits (the first is 0x7FF, the 2047th transaction)."""
+        ksn = next_ksn(ksn_with_counter(parse_ksn(self.initial_ksn), self.counter))
+        self.counter = ksn_counter(ksn)
+        return ksn
 
     def next_keys(self):  # type: ignore[no-untyped-def]
-        ksn = ksn_with_counter(parse_ksn(self.initial_ksn), self.advance_counter())
+        ksn = self.advance_ksn()
         return ksn.hex().upper(), derive_working_keys(bytes.fromhex(self.bdk), ksn)
 
     def next_stan(self) -> str:
