@@ -32,12 +32,14 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from iso8583 import decode as _decode
 
+from bench import cpu
 from paypos.protocol import emv, iso8583
 from paypos.terminal.simulator import SoftTerminal
 
@@ -229,6 +231,17 @@ def _percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+@dataclass(frozen=True)
+class PgBenchRun:
+    tps: float
+    transactions: int
+    use: cpu.MachineUse | None  # the machine's CPU over the run (None without /proc)
+
+    @property
+    def machine_ms_per_transaction(self) -> float:
+        return cpu.per_unit_ms(self.use.busy_s, self.transactions) if self.use else float("nan")
+
+
 class PgBench:
     """TPC-B (pgbench's default script), scale 10, 8 clients, in a scratch database on the same
     server, initialised once and run as often as asked (before and after the load)."""
@@ -249,15 +262,45 @@ class PgBench:
             raise
         return self
 
-    def run(self, duration_s: int) -> float:
+    def run(self, duration_s: int) -> PgBenchRun:
+        before = cpu.snapshot()
         done = subprocess.run(["pgbench", "-c", "8", "-j", "2", "-T", str(duration_s), self._url],
                               check=True, capture_output=True, text=True)
-        match = re.search(r"tps = ([0-9.]+)", done.stdout)
-        return float(match.group(1)) if match else float("nan")
+        after = cpu.snapshot()
+        return parse_pgbench(done.stdout, cpu.machine_use(before, after) if before and after else None)
 
     def __exit__(self, *_: object) -> None:
         subprocess.run(["psql", self._admin, "-qc", f'DROP DATABASE IF EXISTS "{self._scratch}" WITH (FORCE)'],
                        capture_output=True)
+
+
+def parse_pgbench(stdout: str, use: cpu.MachineUse | None) -> PgBenchRun:
+    tps = re.search(r"tps = ([0-9.]+)", stdout)
+    done = re.search(r"number of transactions actually processed: ([0-9]+)", stdout)
+    return PgBenchRun(float(tps.group(1)) if tps else float("nan"), int(done.group(1)) if done else 0, use)
+
+
+@dataclass(frozen=True)
+class LoadCpu:
+    """CPU seconds each party spent over the load window (None: not measured)."""
+
+    host_s: float | None
+    postgresql_s: float | None
+    generator_s: float
+    use: cpu.MachineUse
+
+
+def _load_cpu(before: cpu.Snapshot | None, after: cpu.Snapshot | None, server_pid: int | None,
+              database_url: str | None) -> LoadCpu | None:
+    if before is None or after is None:
+        return None
+    table = cpu.processes()
+    host = cpu.group_seconds(before, after, cpu.descendants(server_pid, table)) if server_pid else None
+    local_pg = bool(database_url and database_url.startswith("postgres")
+                    and urlsplit(database_url).hostname in (None, "", "127.0.0.1", "localhost", "::1"))
+    postgresql = cpu.group_seconds(before, after, cpu.named("postgres", table)) if local_pg else None
+    return LoadCpu(host, postgresql, cpu.group_seconds(before, after, [os.getpid()]),
+                   cpu.machine_use(before, after))
 
 
 def _start_host(database_url: str | None, tmp: Path,
@@ -295,28 +338,57 @@ def run(terminals: int, duration_s: int, database_url: str | None, host: str | N
         else:
             env = {**os.environ}
         on_postgresql = bool(database_url and database_url.startswith("postgres"))
-        tps: list[float] = []
+        pgbench_runs: list[PgBenchRun] = []
+        load_cpu = None
         with contextlib.ExitStack() as stack:
             try:
                 softs, cards = _provision(terminals, cards_per_terminal, env)
                 scripts = _build_scripts(softs, cards, count, seed)
                 pgbench = stack.enter_context(PgBench(str(database_url))) if on_postgresql else None
                 if pgbench is not None:  # the reference brackets the load: this machine's speed drifts
-                    tps.append(pgbench.run(duration_s))
+                    pgbench_runs.append(pgbench.run(duration_s))
+                before = cpu.snapshot()
                 stats, wall_s = asyncio.run(_run_load(host, int(port or 0), scripts, duration_s))
+                load_cpu = _load_cpu(before, cpu.snapshot(), server.pid if server else None, database_url)
             finally:
                 if server is not None:
                     server.terminate()
                     server.wait(timeout=30)
             if pgbench is not None:
-                tps.append(pgbench.run(duration_s))
+                pgbench_runs.append(pgbench.run(duration_s))
     _report(stats, wall_s, terminals, database_url, iso_processes if server_started else None)
+    console.print(_cpu_line(load_cpu, len(stats.latencies_s)))
     if on_postgresql:
+        tps = [r.tps for r in pgbench_runs]
         mean = statistics.fmean(tps)
         approved_s = stats.codes["00"] / wall_s
         console.print(f"pgbench TPC-B (scale 10, 8 clients, {duration_s} s, run before and after): "
                       f"{tps[0]:.1f} and {tps[1]:.1f} tps, mean {mean:.1f}; "
                       f"paypos approved/s ÷ pgbench tps = {approved_s / mean:.2f}×")
+        console.print(_pgbench_cpu_line(pgbench_runs))
+
+
+def _ms(seconds: float | None, units: int) -> str:
+    return "n/a" if seconds is None else f"{cpu.per_unit_ms(seconds, units):.3f}"
+
+
+def _cpu_line(load: LoadCpu | None, answered: int) -> str:
+    """CPU per answered request by party: on a CPU-bound machine throughput is bought only
+    with less of it (docs/performance.md). n/a: a host not started by the bench, or a
+    PostgreSQL on another machine."""
+    if load is None:
+        return "  cpu ms/req  : not measured (no /proc on this system)"
+    return (f"  cpu ms/req  : host {_ms(load.host_s, answered)}  postgresql {_ms(load.postgresql_s, answered)}  "
+            f"load generator {_ms(load.generator_s, answered)}  machine {_ms(load.use.busy_s, answered)} "
+            f"({100 * load.use.busy_fraction:.0f} % busy, steal {100 * load.use.steal_fraction:.1f} %)")
+
+
+def _pgbench_cpu_line(runs: list[PgBenchRun]) -> str:
+    if any(r.use is None for r in runs):
+        return "pgbench machine cpu: not measured (no /proc on this system)"
+    shown = " and ".join(f"{r.machine_ms_per_transaction:.3f} ms ({100 * r.use.busy_fraction:.0f} % busy)"
+                         for r in runs if r.use is not None)
+    return f"pgbench machine cpu per transaction: {shown}"
 
 
 def _report(stats: Stats, wall_s: float, terminals: int, database_url: str | None,

@@ -37,6 +37,12 @@ def test_bench_loads_a_self_started_host_on_sqlite_and_reports(cli: PayposCli, t
     assert re.search(r"latency ms\s*: p50 [0-9.]+\s+p95 [0-9.]+\s+p99 [0-9.]+", out), out
     assert "errors      : none" in out
     assert "pgbench" not in out  # the TPC-B comparison is PostgreSQL's
+    # CPU per request by party, from /proc: the host it started, no PostgreSQL on SQLite.
+    cpu = re.search(r"cpu ms/req\s*: host ([0-9.]+)\s+postgresql n/a\s+load generator ([0-9.]+)\s+machine ([0-9.]+)",
+                    out)
+    assert cpu, out
+    host, generator, machine = (float(cpu.group(i)) for i in (1, 2, 3))
+    assert host > 0 and generator > 0 and machine >= 0.9 * host  # /proc/stat and per-process ticks round apart
 
 
 @pytest.mark.postgres
@@ -58,3 +64,9 @@ def test_bench_on_postgresql_runs_one_host_process_per_core_and_compares_with_pg
     assert "errors      : none" in out
     assert re.search(r"pgbench TPC-B \(scale 10, 8 clients, 2 s, run before and after\): [0-9.]+ and [0-9.]+ tps, "
                      r"mean [0-9.]+; .* = [0-9.]+×", out.replace("\n", " ")), out
+    cpu = re.search(r"cpu ms/req\s*: host ([0-9.]+)\s+postgresql ([0-9.]+)\s+load generator [0-9.]+\s+machine ([0-9.]+)",
+                    out)
+    assert cpu, out
+    host, postgresql, machine = (float(cpu.group(i)) for i in (1, 2, 3))
+    assert host > 0 and postgresql > 0 and machine >= 0.9 * (host + postgresql)
+    assert re.search(r"pgbench machine cpu per transaction: [0-9.]+ ms \([0-9]+ % busy\) and [0-9.]+ ms", out), out
