@@ -12,11 +12,12 @@ reading around a pgbench run says what one TPC-B transaction costs the machine. 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
+SNAPSHOT_ATTEMPTS = 5  # reads of the process table before a snapshot is taken as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,17 +27,22 @@ class ProcStat:
     pid: int
     comm: str
     ppid: int
-    cpu_ticks: int  # utime + stime
+    own_ticks: int  # utime + stime
+    children_ticks: int  # cutime + cstime: children it has waited for (a backend PostgreSQL reaped)
+
+    @property
+    def cpu_ticks(self) -> int:
+        return self.own_ticks + self.children_ticks
 
 
 def parse_pid_stat(line: str) -> ProcStat:
     """One /proc/<pid>/stat line. comm is in parentheses and may hold spaces and ')', so
     the fields are counted from the last ')' (proc(5): fields 1 pid, 2 comm, 4 ppid,
-    14 utime, 15 stime)."""
+    14 utime, 15 stime, 16 cutime, 17 cstime)."""
     head, _, tail = line.rpartition(")")
     pid, _, comm = head.partition(" (")
     rest = tail.split()
-    return ProcStat(int(pid), comm, int(rest[1]), int(rest[11]) + int(rest[12]))
+    return ProcStat(int(pid), comm, int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[13]) + int(rest[14]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,23 +110,61 @@ def named(comm: str, table: dict[int, ProcStat]) -> set[int]:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     machine: MachineStat
-    ticks: dict[int, int]  # pid → utime + stime
+    table: dict[int, ProcStat]
 
 
-def snapshot() -> Snapshot | None:
+def snapshot(attempts: int = SNAPSHOT_ATTEMPTS) -> Snapshot | None:
+    """Every process's times, consistent: /proc is read one process after another, so a child
+    reaped meanwhile could be seen twice (alive, then in its parent's children's time) or
+    not at all. The table is read again until no process read has gone and no parent's
+    children's time has moved since (pgbench's eight backends end together)."""
     if not available():
         return None
     table = processes()
-    return Snapshot(machine(), {pid: stat.cpu_ticks for pid, stat in table.items()})
+    for _ in range(attempts - 1):
+        if _consistent(table):
+            break
+        table = processes()
+    return Snapshot(machine(), table)
 
 
-def group_seconds(before: Snapshot, after: Snapshot, pids: Iterable[int]) -> float:
-    """CPU the processes of a group spent between two snapshots. One that started after the
-    first counts from zero; one that ended before the second is not seen (its CPU went to
-    its parent's children's times, which this does not read): the load's processes live
-    through the whole window."""
-    ticks = sum(after.ticks[pid] - before.ticks.get(pid, 0) for pid in pids if pid in after.ticks)
-    return ticks / clock_ticks_per_s()
+def _consistent(table: dict[int, ProcStat]) -> bool:
+    parents = {stat.ppid for stat in table.values()}
+    for pid, stat in table.items():
+        try:
+            now = parse_pid_stat((PROC / str(pid) / "stat").read_text())
+        except (OSError, ValueError, IndexError):
+            return False  # gone (a child reaped while the table was read)
+        if pid in parents and now.children_ticks != stat.children_ticks:
+            return False
+    return True
+
+
+Members = Callable[[dict[int, ProcStat]], set[int]]
+
+
+def group_seconds(before: Snapshot, after: Snapshot, members: Members) -> float:
+    """CPU a group of processes spent between two snapshots, the group chosen in each by
+    ``members``: what its processes hold at the end, own time and their reaped children's,
+    less what its processes held at the start. A process that ended in between is counted
+    through the parent that reaped it (pgbench's backends through PostgreSQL's postmaster),
+    one that started in between from zero."""
+    def held(snap: Snapshot) -> int:
+        return sum(snap.table[pid].cpu_ticks for pid in members(snap.table) if pid in snap.table)
+
+    return (held(after) - held(before)) / clock_ticks_per_s()
+
+
+def tree(root: int) -> Members:
+    return lambda table: descendants(root, table)
+
+
+def called(comm: str) -> Members:
+    return lambda table: named(comm, table)
+
+
+def only(pid: int) -> Members:
+    return lambda table: {pid}
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,14 +232,39 @@ def _percentile(values: list[float], q: int) -> float:
 
 
 @dataclass(frozen=True)
+class PartyCpu:
+    """CPU seconds each party spent over a window (None: not measured: no /proc, a host not
+    started by the bench, or a PostgreSQL on another machine)."""
+
+    use: cpu.MachineUse | None  # the whole machine
+    postgresql_s: float | None
+    client_s: float | None  # the load generator, or pgbench's client
+    host_s: float | None = None
+
+
+def _is_local(database_url: str | None) -> bool:
+    return bool(database_url and database_url.startswith("postgres")
+                and urlsplit(database_url).hostname in (None, "", "127.0.0.1", "localhost", "::1"))
+
+
+def _party_cpu(before: cpu.Snapshot | None, after: cpu.Snapshot | None, *, local_postgresql: bool,
+               server_pid: int | None = None) -> PartyCpu:
+    if before is None or after is None:
+        return PartyCpu(None, None, None)
+    return PartyCpu(
+        use=cpu.machine_use(before, after),
+        postgresql_s=cpu.group_seconds(before, after, cpu.called("postgres")) if local_postgresql else None,
+        # This process, and the children it reaped in the window (pgbench's client).
+        client_s=cpu.group_seconds(before, after, cpu.only(os.getpid())),
+        host_s=cpu.group_seconds(before, after, cpu.tree(server_pid)) if server_pid else None,
+    )
+
+
+@dataclass(frozen=True)
 class PgBenchRun:
     tps: float
     transactions: int
-    use: cpu.MachineUse | None  # the machine's CPU over the run (None without /proc)
-
-    @property
-    def machine_ms_per_transaction(self) -> float:
-        return cpu.per_unit_ms(self.use.busy_s, self.transactions) if self.use else float("nan")
+    cpu: PartyCpu
 
 
 class PgBench:
@@ -251,6 +276,7 @@ class PgBench:
         self._admin = base + "/postgres"
         self._scratch = f"paypos_pgbench_{os.getpid()}"
         self._url = base + "/" + self._scratch
+        self._local = _is_local(database_url)
 
     def __enter__(self) -> PgBench:
         subprocess.run(["psql", self._admin, "-qc", f'CREATE DATABASE "{self._scratch}"'], check=True,
@@ -266,41 +292,17 @@ class PgBench:
         before = cpu.snapshot()
         done = subprocess.run(["pgbench", "-c", "8", "-j", "2", "-T", str(duration_s), self._url],
                               check=True, capture_output=True, text=True)
-        after = cpu.snapshot()
-        return parse_pgbench(done.stdout, cpu.machine_use(before, after) if before and after else None)
+        return parse_pgbench(done.stdout, _party_cpu(before, cpu.snapshot(), local_postgresql=self._local))
 
     def __exit__(self, *_: object) -> None:
         subprocess.run(["psql", self._admin, "-qc", f'DROP DATABASE IF EXISTS "{self._scratch}" WITH (FORCE)'],
                        capture_output=True)
 
 
-def parse_pgbench(stdout: str, use: cpu.MachineUse | None) -> PgBenchRun:
+def parse_pgbench(stdout: str, party: PartyCpu) -> PgBenchRun:
     tps = re.search(r"tps = ([0-9.]+)", stdout)
     done = re.search(r"number of transactions actually processed: ([0-9]+)", stdout)
-    return PgBenchRun(float(tps.group(1)) if tps else float("nan"), int(done.group(1)) if done else 0, use)
-
-
-@dataclass(frozen=True)
-class LoadCpu:
-    """CPU seconds each party spent over the load window (None: not measured)."""
-
-    host_s: float | None
-    postgresql_s: float | None
-    generator_s: float
-    use: cpu.MachineUse
-
-
-def _load_cpu(before: cpu.Snapshot | None, after: cpu.Snapshot | None, server_pid: int | None,
-              database_url: str | None) -> LoadCpu | None:
-    if before is None or after is None:
-        return None
-    table = cpu.processes()
-    host = cpu.group_seconds(before, after, cpu.descendants(server_pid, table)) if server_pid else None
-    local_pg = bool(database_url and database_url.startswith("postgres")
-                    and urlsplit(database_url).hostname in (None, "", "127.0.0.1", "localhost", "::1"))
-    postgresql = cpu.group_seconds(before, after, cpu.named("postgres", table)) if local_pg else None
-    return LoadCpu(host, postgresql, cpu.group_seconds(before, after, [os.getpid()]),
-                   cpu.machine_use(before, after))
+    return PgBenchRun(float(tps.group(1)) if tps else float("nan"), int(done.group(1)) if done else 0, party)
 
 
 def _start_host(database_url: str | None, tmp: Path,
@@ -339,7 +341,7 @@ def run(terminals: int, duration_s: int, database_url: str | None, host: str | N
             env = {**os.environ}
         on_postgresql = bool(database_url and database_url.startswith("postgres"))
         pgbench_runs: list[PgBenchRun] = []
-        load_cpu = None
+        load_cpu = PartyCpu(None, None, None)
         with contextlib.ExitStack() as stack:
             try:
                 softs, cards = _provision(terminals, cards_per_terminal, env)
@@ -349,7 +351,8 @@ def run(terminals: int, duration_s: int, database_url: str | None, host: str | N
                     pgbench_runs.append(pgbench.run(duration_s))
                 before = cpu.snapshot()
                 stats, wall_s = asyncio.run(_run_load(host, int(port or 0), scripts, duration_s))
-                load_cpu = _load_cpu(before, cpu.snapshot(), server.pid if server else None, database_url)
+                load_cpu = _party_cpu(before, cpu.snapshot(), local_postgresql=_is_local(database_url),
+                                      server_pid=server.pid if server else None)
             finally:
                 if server is not None:
                     server.terminate()
@@ -372,23 +375,26 @@ def _ms(seconds: float | None, units: int) -> str:
     return "n/a" if seconds is None else f"{cpu.per_unit_ms(seconds, units):.3f}"
 
 
-def _cpu_line(load: LoadCpu | None, answered: int) -> str:
+def _cpu_line(load: PartyCpu, answered: int) -> str:
     """CPU per answered request by party: on a CPU-bound machine throughput is bought only
     with less of it (docs/performance.md). n/a: a host not started by the bench, or a
     PostgreSQL on another machine."""
-    if load is None:
+    if load.use is None:
         return "  cpu ms/req  : not measured (no /proc on this system)"
     return (f"  cpu ms/req  : host {_ms(load.host_s, answered)}  postgresql {_ms(load.postgresql_s, answered)}  "
-            f"load generator {_ms(load.generator_s, answered)}  machine {_ms(load.use.busy_s, answered)} "
+            f"load generator {_ms(load.client_s, answered)}  machine {_ms(load.use.busy_s, answered)} "
             f"({100 * load.use.busy_fraction:.0f} % busy, steal {100 * load.use.steal_fraction:.1f} %)")
 
 
 def _pgbench_cpu_line(runs: list[PgBenchRun]) -> str:
-    if any(r.use is None for r in runs):
-        return "pgbench machine cpu: not measured (no /proc on this system)"
-    shown = " and ".join(f"{r.machine_ms_per_transaction:.3f} ms ({100 * r.use.busy_fraction:.0f} % busy)"
-                         for r in runs if r.use is not None)
-    return f"pgbench machine cpu per transaction: {shown}"
+    """The same for each pgbench run, per TPC-B transaction: the comparison the ratio rests on."""
+    if any(r.cpu.use is None for r in runs):
+        return "pgbench cpu ms/transaction: not measured (no /proc on this system)"
+    shown = " | ".join(
+        f"postgresql {_ms(r.cpu.postgresql_s, r.transactions)}  pgbench {_ms(r.cpu.client_s, r.transactions)}  "
+        f"machine {_ms(r.cpu.use.busy_s, r.transactions)} ({100 * r.cpu.use.busy_fraction:.0f} % busy)"
+        for r in runs if r.cpu.use is not None)
+    return f"pgbench cpu ms/transaction, before | after: {shown}"
 
 
 def _report(stats: Stats, wall_s: float, terminals: int, database_url: str | None,

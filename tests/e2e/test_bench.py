@@ -69,4 +69,5 @@ def test_bench_on_postgresql_runs_one_host_process_per_core_and_compares_with_pg
     assert cpu, out
     host, postgresql, machine = (float(cpu.group(i)) for i in (1, 2, 3))
     assert host > 0 and postgresql > 0 and machine >= 0.9 * (host + postgresql)
-    assert re.search(r"pgbench machine cpu per transaction: [0-9.]+ ms \([0-9]+ % busy\) and [0-9.]+ ms", out), out
+    assert re.search(r"pgbench cpu ms/transaction, before \| after: postgresql [0-9.]+\s+pgbench [0-9.]+\s+machine "
+                     r"[0-9.]+ \([0-9]+ % busy\) \| postgresql [0-9.]+", out.replace("\n", " ")), out
