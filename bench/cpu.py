@@ -5,7 +5,7 @@ The ISO host's benchmark target compares it with pgbench TPC-B on the same two c
 throughput is bought only with CPU per request. Dividing each group's CPU over the load
 by the requests answered in it says what one request costs and who spends it; the same
 reading around a pgbench run says what one TPC-B transaction costs the machine. Only
-/proc is read (no psutil: four fields of two files, and nothing to install); where
+/proc is read (no psutil: six fields of two files, and nothing to install); where
 /proc is missing (not Linux) every reading is None and the report says so.
 """
 
