@@ -32,6 +32,7 @@ from typing import TypeVar
 from paypos import limits
 from paypos.domain.money import Currency, MoneyError
 from paypos.domain.money import currency as lookup_currency
+from paypos.protocol.errors import KeepsFields
 
 __all__ = [
     "BILL_DAY_DEFAULT",
@@ -84,7 +85,7 @@ BPS_PER_WHOLE = 10_000
 PPM_PER_WHOLE = 1_000_000
 
 
-class CreditPayError(ValueError):
+class CreditPayError(KeepsFields, ValueError):
     """Input broke a credit-pay rule; ``field`` names the input at fault."""
 
     def __init__(self, message: str, *, field: str) -> None:

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from paypos import limits
+from paypos.protocol.errors import KeepsFields
 
 ID_PREFIX = "dp_"
 ID_RANDOM_BYTES = 15
@@ -70,7 +71,7 @@ class IllegalDisputeTransition(Exception):
         self.current, self.event = current, event
 
 
-class DisputeError(ValueError):
+class DisputeError(KeepsFields, ValueError):
     """A field broke a rule; ``field`` names it (a 422 at the API)."""
 
     def __init__(self, message: str, *, field: str) -> None:

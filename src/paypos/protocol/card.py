@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from paypos.protocol.errors import KeepsFields
+
 __all__ = [
     "PAN_DIGITS_MAX",
     "PAN_DIGITS_MIN",
@@ -45,7 +47,7 @@ _TAG_57_PAD = "F"
 _TRACK2_TOO_LONG = f"track 2 must be at most {TRACK2_CHARS_MAX} characters"
 
 
-class CardDataError(ValueError):
+class CardDataError(KeepsFields, ValueError):
     """Card data broke a format rule; ``field`` names the field ("pan", "expiry", ...)."""
 
     def __init__(self, message: str, *, field: str) -> None:

@@ -33,9 +33,9 @@ import string
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 from paypos.protocol._des import des_ecb_encrypt, tdes_ecb_encrypt, xor
+from paypos.protocol.errors import KeepsFields
 
 __all__ = [
     "COUNTER_MASK",
@@ -95,21 +95,12 @@ _COUNTER_RULE = (
 )
 
 
-class DukptError(ValueError):
+class DukptError(KeepsFields, ValueError):
     """A DUKPT input broke a rule; ``field`` is "62" for the KSN, else the key's name."""
 
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickled across processes (a load generator builds requests in a process pool): the
-        # default rebuilds from args alone and fails on the keyword-only field.
-        return _rebuilt_error, (type(self), str(self), self.field)
-
-
-def _rebuilt_error(cls: type[DukptError], message: str, field: str) -> DukptError:
-    return cls(message, field=field)
 
 
 class KsnExhausted(DukptError):

@@ -44,6 +44,7 @@ from paypos.protocol._des import (
     xor,
 )
 from paypos.protocol.card import CardDataError, validate_pan
+from paypos.protocol.errors import KeepsFields
 
 __all__ = [
     "CRYPTOGRAM_INPUT_TAGS",
@@ -131,7 +132,7 @@ _CTQ_CONSUMER_DEVICE_CVM_PERFORMED = 0x80
 CvmPerformed = Literal["online_pin", "cdcvm", "signature", "no_cvm", "offline_pin", "failed"]
 
 
-class EmvError(ValueError):
+class EmvError(KeepsFields, ValueError):
     """EMV data broke a rule; ``field`` is "55", a tag such as "9F26", "cvn" or "imk_ac"."""
 
     def __init__(self, message: str, *, field: str) -> None:

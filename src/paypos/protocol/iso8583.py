@@ -73,6 +73,7 @@ import iso8583
 import iso8583.specs
 
 from paypos import limits
+from paypos.protocol.errors import KeepsFields
 
 __all__ = [
     "FIELD_FORMATS",
@@ -217,7 +218,7 @@ RESPONSE_ECHO_FIELDS: Final = ("3", "4", "7", "11", "41", "42", "49", "70")
 SECURITY_ENVELOPE_FIELDS: Final = frozenset({"52", "62", "64", "128"})
 
 
-class MessageError(ValueError):
+class MessageError(KeepsFields, ValueError):
     """A message or field value broke a rule of profile v1: ``MessageError(reason, field="4")``.
 
     ``field`` is the pyiso8583 key at fault ("t" MTI, "p"/"1" bitmaps, "2".."128"), or
@@ -231,7 +232,7 @@ class MessageError(ValueError):
         super().__init__(f"{_label(field)}: {reason}" if field is not None else reason)
 
 
-class FrameError(ValueError):
+class FrameError(KeepsFields, ValueError):
     """A length prefix broke the framing rules; the stream cannot be trusted after it.
 
     ``frames`` holds the complete payloads that preceded the bad prefix in the same feed.

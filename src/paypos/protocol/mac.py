@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 
 from paypos.protocol._des import mac_algorithm_3, pad_method_1
+from paypos.protocol.errors import KeepsFields
 
 __all__ = ["MAC_BYTES", "MAC_FIELD", "MAC_KEY_BYTES", "MacError", "retail_mac", "verify_retail_mac"]
 
@@ -28,7 +29,7 @@ MAC_KEY_BYTES = 16
 MAC_FIELD = "64"  # ISO 8583 data element 64, message authentication code
 
 
-class MacError(ValueError):
+class MacError(KeepsFields, ValueError):
     """A MAC input broke a rule; ``field`` is "64" unless it names "mac_key" or "data"."""
 
     def __init__(self, message: str, *, field: str = MAC_FIELD) -> None:

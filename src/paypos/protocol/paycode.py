@@ -48,6 +48,7 @@ from typing import Literal
 
 from paypos import limits
 from paypos.protocol.card import luhn_check_digit, luhn_valid
+from paypos.protocol.errors import KeepsFields
 
 __all__ = [
     "CODE_DIGITS",
@@ -100,7 +101,7 @@ Digest = Literal["sha1", "sha256", "sha512"]
 _DIGESTS = frozenset({"sha1", "sha256", "sha512"})
 
 
-class PayCodeError(ValueError):
+class PayCodeError(KeepsFields, ValueError):
     """A payment code or an OTP input broke a rule; ``field`` names the input at fault."""
 
     def __init__(self, message: str, *, field: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from paypos.protocol._des import tdes_ecb_decrypt, tdes_ecb_encrypt
 from paypos.protocol.card import CardDataError, validate_pan
+from paypos.protocol.errors import KeepsFields
 
 __all__ = [
     "PIN_BLOCK_BYTES",
@@ -47,7 +48,7 @@ _FORMAT_0_CONTROL = "0"
 _FILL = "F"
 
 
-class PinBlockError(ValueError):
+class PinBlockError(KeepsFields, ValueError):
     """A PIN block or its inputs broke an ISO 9564-1 rule; ``field`` is "52" unless named."""
 
     def __init__(self, message: str, *, field: str = PIN_FIELD) -> None:

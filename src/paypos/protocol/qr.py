@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from paypos.domain.money import Currency, MoneyError, currency
+from paypos.protocol.errors import KeepsFields
 
 __all__ = [
     "ADDITIONAL_DATA_TEMPLATE_ID",
@@ -87,7 +88,7 @@ _REQUIRED_IDS = ("52", "53", "58", "59", "60")
 _GUI_CHARS_MAX = 32
 
 
-class QrError(ValueError):
+class QrError(KeepsFields, ValueError):
     """A QR payload broke an EMV QRCPS rule; ``field`` names the data object ("54", "62.05")."""
 
     def __init__(self, message: str, *, field: str) -> None:

@@ -51,6 +51,7 @@ from paypos.protocol.card import (
     validate_pan,
     validate_service_code,
 )
+from paypos.protocol.errors import KeepsFields
 
 __all__ = [
     "ATC_MAX",
@@ -121,7 +122,7 @@ _TAG_ORDER = ("9F26", "9F27", "9F10", "9F37", "9F36", "95", "9A", "9C", "9F02", 
               "9F1A", "9F03", "84", "9F34", "5F34")
 
 
-class SoftCardError(ValueError):
+class SoftCardError(KeepsFields, ValueError):
     """The card cannot do what was asked; ``field`` names why ("cvn", "9F27", "9F36", ...)."""
 
     def __init__(self, message: str, *, field: str) -> None:

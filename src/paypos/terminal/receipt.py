@@ -37,6 +37,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
 from paypos.domain.money import Money, money
+from paypos.protocol.errors import KeepsFields
 
 __all__ = [
     "APPLICATION_LABEL_CHARS_MAX",
@@ -99,7 +100,7 @@ _TCP_SCHEME = "tcp"
 _E = TypeVar("_E", bound=StrEnum)
 
 
-class ReceiptError(ValueError):
+class ReceiptError(KeepsFields, ValueError):
     """Receipt data broke a rule; ``field`` names the field at fault. Never echoes card data."""
 
     def __init__(self, message: str, *, field: str) -> None:

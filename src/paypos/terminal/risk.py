@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from paypos import limits as _limits
+from paypos.protocol.errors import KeepsFields
 from paypos.terminal.card import Cvm, CryptogramType
 
 __all__ = [
@@ -91,7 +92,7 @@ INSERT_CHIP = "insert chip card"
 HOST_UNAVAILABLE = "host unavailable"
 
 
-class RiskInputError(ValueError):
+class RiskInputError(KeepsFields, ValueError):
     """An input to risk management broke a rule; ``field`` names it ("entry", ...)."""
 
     def __init__(self, message: str, *, field: str) -> None:
