@@ -3,15 +3,16 @@
     python -m bench floor [--requests 20000] [--terminals 64] [--cards-per-terminal 32] [--mac]
 
 Times, in one process and with no database, sockets, participant pipeline or ledger, only
-the protocol work the host does for each request of `paypos bench`'s mix (60 % contactless
-without PIN, 30 % chip with online PIN, 10 % refunds and reversals; its terminals send no
-MAC unless --mac): decode and validate the ISO 8583 message; for a request with a KSN derive
-the DUKPT transaction key (the host's memo: one step a request) and check a retail MAC; find the card by its keyed PAN hash
-and seal the PAN for the journal; for chip cards check the ARQC and build the ARPC (the
-ICC master key memoised, as the host does), for PIN entries decrypt the PIN block and
-check it by IBM 3624 offset; fingerprint the request (idempotency) and keep the answer as
-JSON; encode the answer (with its MAC when the request had one). Every call is paypos's own protocol function or
-the library the host calls.
+the protocol work the host does for each request of `paypos bench`'s mix: 60 % contactless
+without PIN, 30 % chip with online PIN, 10 % refunds by track 2 (the bench sends half of that
+tenth as reversals, which carry no card data and cost less); its terminals send no MAC unless
+--mac. Per request: decode and validate the ISO 8583 message; for a request with a KSN derive
+the DUKPT transaction key (the host's memo: one step a request) and check a retail MAC; find
+the card by its keyed PAN hash and seal the PAN for the journal; for chip cards check the
+ARQC and build the ARPC (the ICC master key memoised, as the host does); for PIN entries
+decrypt the PIN block and check it by IBM 3624 offset; fingerprint the request
+(idempotency) and keep the answer as JSON; encode the answer (with its MAC when the request
+had one). Every call is paypos's own protocol function or the library the host calls.
 
 The result is a lower bound for the host's CPU per request on this machine; with what
 `paypos bench` measures for PostgreSQL and the load generator per request, and pgbench's
