@@ -326,11 +326,31 @@ def _start_host(database_url: str | None, tmp: Path,
     raise SystemExit("paypos serve did not open its ISO port")
 
 
+@dataclass
+class Probe:
+    """One load at one terminal count (a plain run is a sweep of one)."""
+
+    terminals: int
+    stats: Stats
+    wall_s: float
+    cpu: PartyCpu
+
+    @property
+    def approved_s(self) -> float:
+        return self.stats.codes["00"] / self.wall_s
+
+    @property
+    def p99_ms(self) -> float:
+        return _percentile([s * 1000 for s in self.stats.latencies_s], 99)
+
+
 def run(terminals: int, duration_s: int, database_url: str | None, host: str | None, port: int | None,
         seed: int = 1, requests_per_terminal: int | None = None, cards_per_terminal: int = 32,
-        iso_processes: int = 1) -> None:
-    # Enough for ~3000 requests/s; a terminal that runs out stops and says so.
-    count = requests_per_terminal or max(100, duration_s * 3000 // terminals)
+        iso_processes: int = 1, sweep: list[int] | None = None, p99_max_ms: float = 50.0) -> None:
+    """One load of ``terminals`` terminals, or with ``sweep`` one load per terminal count in
+    it (each with terminals and cards of its own, against the same host and database), and
+    the best throughput whose p99 stays within ``p99_max_ms`` (the issue's latency bound)."""
+    counts = sweep or [terminals]
     with tempfile.TemporaryDirectory() as tmp:
         server = None
         server_started = host is None
@@ -341,34 +361,60 @@ def run(terminals: int, duration_s: int, database_url: str | None, host: str | N
             env = {**os.environ}
         on_postgresql = bool(database_url and database_url.startswith("postgres"))
         pgbench_runs: list[PgBenchRun] = []
-        load_cpu = PartyCpu(None, None, None)
+        probes: list[Probe] = []
         with contextlib.ExitStack() as stack:
             try:
-                softs, cards = _provision(terminals, cards_per_terminal, env)
-                scripts = _build_scripts(softs, cards, count, seed)
-                pgbench = stack.enter_context(PgBench(str(database_url))) if on_postgresql else None
-                if pgbench is not None:  # the reference brackets the load: this machine's speed drifts
-                    pgbench_runs.append(pgbench.run(duration_s))
-                before = cpu.snapshot()
-                stats, wall_s = asyncio.run(_run_load(host, int(port or 0), scripts, duration_s))
-                load_cpu = _party_cpu(before, cpu.snapshot(), local_postgresql=_is_local(database_url),
-                                      server_pid=server.pid if server else None)
+                pgbench = None
+                for index, n in enumerate(counts):
+                    # Enough for ~3000 requests/s; a terminal that runs out stops and says so.
+                    count = requests_per_terminal or max(100, duration_s * 3000 // n)
+                    softs, cards = _provision(n, cards_per_terminal, env)
+                    scripts = _build_scripts(softs, cards, count, seed + 1000 * index)
+                    if index == 0 and on_postgresql:  # the reference brackets the loads: this machine's speed drifts
+                        pgbench = stack.enter_context(PgBench(str(database_url)))
+                        pgbench_runs.append(pgbench.run(duration_s))
+                    before = cpu.snapshot()
+                    stats, wall_s = asyncio.run(_run_load(host, int(port or 0), scripts, duration_s))
+                    probes.append(Probe(n, stats, wall_s, _party_cpu(
+                        before, cpu.snapshot(), local_postgresql=_is_local(database_url),
+                        server_pid=server.pid if server else None)))
             finally:
                 if server is not None:
                     server.terminate()
                     server.wait(timeout=30)
             if pgbench is not None:
                 pgbench_runs.append(pgbench.run(duration_s))
-    _report(stats, wall_s, terminals, database_url, iso_processes if server_started else None)
-    console.print(_cpu_line(load_cpu, len(stats.latencies_s)))
-    if on_postgresql:
+    mean_tps = statistics.fmean(r.tps for r in pgbench_runs) if pgbench_runs else None
+    for probe in probes:
+        _report(probe.stats, probe.wall_s, probe.terminals, database_url, iso_processes if server_started else None)
+        console.print(_cpu_line(probe.cpu, len(probe.stats.latencies_s)))
+    if mean_tps is not None:
         tps = [r.tps for r in pgbench_runs]
-        mean = statistics.fmean(tps)
-        approved_s = stats.codes["00"] / wall_s
+        ratio = "" if sweep else f"; paypos approved/s ÷ pgbench tps = {probes[0].approved_s / mean_tps:.2f}×"
         console.print(f"pgbench TPC-B (scale 10, 8 clients, {duration_s} s, run before and after): "
-                      f"{tps[0]:.1f} and {tps[1]:.1f} tps, mean {mean:.1f}; "
-                      f"paypos approved/s ÷ pgbench tps = {approved_s / mean:.2f}×")
+                      f"{tps[0]:.1f} and {tps[1]:.1f} tps, mean {mean_tps:.1f}{ratio}")
         console.print(_pgbench_cpu_line(pgbench_runs))
+    if sweep:
+        for line in sweep_summary(probes, p99_max_ms, mean_tps):
+            console.print(line)
+
+
+def sweep_summary(probes: list[Probe], p99_max_ms: float, pgbench_tps: float | None) -> list[str]:
+    """A row per terminal count, then the best approved/s whose p99 is within the bound."""
+    def ratio(probe: Probe) -> str:
+        return f"{probe.approved_s / pgbench_tps:.2f}×" if pgbench_tps else "-"
+
+    lines = [f"sweep (p99 bound {p99_max_ms:g} ms):",
+             "  terminals  approved/s    p99 ms  ratio"]
+    lines += [f"  {p.terminals:9d}  {p.approved_s:10.1f}  {p.p99_ms:8.1f}  {ratio(p)}" for p in probes]
+    within = [p for p in probes if p.p99_ms <= p99_max_ms and not p.stats.errors]
+    if not within:
+        lines.append(f"  best within p99 ≤ {p99_max_ms:g} ms: none")
+    else:
+        best = max(within, key=lambda p: p.approved_s)
+        lines.append(f"  best within p99 ≤ {p99_max_ms:g} ms: {best.terminals} terminals, "
+                     f"{best.approved_s:.1f} approved/s" + (f", {ratio(best)} pgbench" if pgbench_tps else ""))
+    return lines
 
 
 def _ms(seconds: float | None, units: int) -> str:

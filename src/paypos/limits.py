@@ -118,6 +118,9 @@ gc_gen0_threshold = 10_000
 # Registry rows (terminals, merchants, cards, keys, account ids) cached by a host process.
 registry_cache_ttl_s = 5.0
 registry_cache_entries_max = 200_000
+# `paypos bench --sweep`: terminal counts in one sweep (each a load of --duration, with
+# terminals and cards of its own).
+bench_sweep_counts_max = 12
 
 # --- terminal -----------------------------------------------------------------------
 # How long the terminal waits for an answer before it reverses the request.

@@ -71,3 +71,34 @@ def test_bench_on_postgresql_runs_one_host_process_per_core_and_compares_with_pg
     assert host > 0 and postgresql > 0 and machine >= 0.9 * (host + postgresql)
     assert re.search(r"pgbench cpu ms/transaction, before \| after: postgresql [0-9.]+\s+pgbench [0-9.]+\s+machine "
                      r"[0-9.]+ \([0-9]+ % busy\) \| postgresql [0-9.]+", out.replace("\n", " ")), out
+
+
+def test_bench_sweep_loads_each_terminal_count_and_names_the_best_within_the_p99_bound(
+        cli: PayposCli, tmp_path: Path) -> None:
+    done = subprocess.run([*cli.command, "bench", "--sweep", "1,2", "--duration", "2", "--p99-max-ms", "10000"],
+                          capture_output=True, text=True, timeout=BENCH_TIMEOUT_S, env=cli.env(COLUMNS="200"),
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "paypos ISO 8583 host on sqlite (1 host process): 1 terminals" in out
+    assert "paypos ISO 8583 host on sqlite (1 host process): 2 terminals" in out
+    assert out.count("errors      : none") == 2
+    assert "sweep (p99 bound 10000 ms):" in out
+    rows = re.findall(r"^\s+([12])\s+([0-9.]+)\s+([0-9.]+)\s+-$", out, re.MULTILINE)
+    assert [row[0] for row in rows] == ["1", "2"], out
+    best = max(rows, key=lambda row: float(row[1]))
+    assert re.search(rf"best within p99 ≤ 10000 ms: {best[0]} terminals, {best[1]} approved/s$", out, re.MULTILINE), out
+
+
+@pytest.mark.parametrize(("sweep", "reason"), [
+    ("0,8", "each terminal count is 1 to 1000"),
+    ("8,x", "comma-separated whole numbers"),
+    (",".join(["2"] * 13), "at most 12 terminal counts"),
+])
+def test_bench_refuses_a_bad_sweep_before_starting_anything(cli: PayposCli, tmp_path: Path, sweep: str,
+                                                           reason: str) -> None:
+    done = subprocess.run([*cli.command, "bench", "--sweep", sweep], capture_output=True, text=True, timeout=60,
+                          env=cli.env(COLUMNS="200"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert reason in done.stderr + done.stdout
+    assert "paypos ISO 8583 host" not in done.stdout

@@ -1,17 +1,19 @@
 """bench/cpu.py: the /proc readings `paypos bench` divides by the requests it answered
-(proc(5) gives the field layouts used here), and pgbench's output it divides by."""
+(proc(5) gives the field layouts used here); bench/iso.py's report of them, of pgbench's
+output, and of a --sweep."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from bench import cpu
-from bench.iso import PartyCpu, _cpu_line, _is_local, _pgbench_cpu_line, parse_pgbench
+from bench.iso import PartyCpu, Probe, Stats, _cpu_line, _is_local, _pgbench_cpu_line, parse_pgbench, sweep_summary
 
 # A real /proc/<pid>/stat line (PostgreSQL's postmaster): utime 1234, stime 56, cutime 300, cstime 21.
 BACKEND = ("4242 (postgres) S 700 700 700 0 -1 4194560 1016 0 0 0 1234 56 300 21 20 0 1 0 "
@@ -174,3 +176,20 @@ def test_a_snapshot_reads_again_when_a_child_is_reaped_while_it_reads(
     assert snap is not None and len(reads) == 2
     assert set(snap.table) == {1} and snap.table[1].cpu_ticks == 5 + 140  # the backend's 40 ticks once
     assert sum(s.cpu_ticks for s in reads[0].values()) == 5 + 140 + 40  # the torn read: counted twice
+
+
+def _probe(terminals: int, approved: int, p99_ms: float, errors: int = 0) -> Probe:
+    stats = Stats(latencies_s=[p99_ms / 1000] * 100, codes=Counter({"00": approved}),
+                  errors=Counter({"ConnectionError": errors} if errors else {}))
+    return Probe(terminals, stats, 1.0, PartyCpu(None, None, None))
+
+
+def test_sweep_summary_names_the_best_throughput_within_the_bound() -> None:
+    probes = [_probe(8, 400, 20.0), _probe(16, 700, 45.0), _probe(32, 900, 80.0), _probe(64, 950, 49.0, errors=3)]
+    lines = sweep_summary(probes, 50, pgbench_tps=2000.0)
+    assert lines[0] == "sweep (p99 bound 50 ms):"
+    assert lines[2] == "          8       400.0      20.0  0.20×"
+    # 32 is over the bound, 64 lost connections: 16 is the best that counts.
+    assert lines[-1] == "  best within p99 ≤ 50 ms: 16 terminals, 700.0 approved/s, 0.35× pgbench"
+    assert sweep_summary(probes[2:3], 50, None)[-1] == "  best within p99 ≤ 50 ms: none"
+    assert sweep_summary(probes[:1], 50, None)[-1] == "  best within p99 ≤ 50 ms: 8 terminals, 400.0 approved/s"

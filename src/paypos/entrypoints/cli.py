@@ -576,10 +576,16 @@ def bench(
         "--iso-processes", min=1, max=limits.iso_processes_max,
         help="Host processes for the self-started host (paypos serve --iso-processes); default: one per "
              "core on PostgreSQL, 1 on SQLite (one writer at a time).")] = None,
+    sweep: Annotated[str | None, typer.Option(
+        "--sweep", help="Comma-separated terminal counts (e.g. 8,16,32,64): one load of --duration each, "
+                        "then the best approved/s whose p99 is within --p99-max-ms.")] = None,
+    p99_max_ms: Annotated[float, typer.Option("--p99-max-ms", min=0.1, max=60_000,
+                                              help="Latency bound of --sweep (ms).")] = 50.0,
 ) -> None:
     """Load the ISO 8583 host with N terminals (mix: 60% tap, 30% chip+PIN, 10% refunds/reversals);
-    on PostgreSQL compare with pgbench TPC-B, run just before and just after the load. Runs from a
-    paypos checkout (bench/)."""
+    on PostgreSQL compare with pgbench TPC-B, run just before and just after the load. Prints each
+    party's CPU per request (host, PostgreSQL, load generator) and per TPC-B transaction. Runs from
+    a paypos checkout (bench/)."""
     checkout = Path(__file__).resolve().parents[3]
     if not (checkout / "bench" / "iso.py").exists():
         _fail("paypos bench runs from a source checkout (bench/iso.py not found)")
@@ -588,10 +594,25 @@ def bench(
 
     if host is not None and port is None:
         _fail("--port is needed with --host")
+    counts = _terminal_counts(sweep) if sweep is not None else None
     if iso_processes is None:
         on_postgresql = bool(database_url) and str(database_url).startswith("postgres")
         iso_processes = min(os.cpu_count() or 1, limits.iso_processes_max) if on_postgresql else 1
-    run(terminals, duration, database_url, host, port, iso_processes=iso_processes)
+    run(terminals, duration, database_url, host, port, iso_processes=iso_processes, sweep=counts,
+        p99_max_ms=p99_max_ms)
+
+
+def _terminal_counts(text: str) -> list[int]:
+    """--sweep's counts: integers 1..1000, at most limits.bench_sweep_counts_max of them."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        _fail(f"--sweep: terminal counts are comma-separated whole numbers, not {text!r}")
+    counts = [int(part) for part in parts]
+    if not all(1 <= n <= 1000 for n in counts):
+        _fail("--sweep: each terminal count is 1 to 1000")
+    if len(counts) > limits.bench_sweep_counts_max:
+        _fail(f"--sweep: at most {limits.bench_sweep_counts_max} terminal counts")
+    return counts
 
 
 def main() -> None:
