@@ -93,6 +93,7 @@ def test_bench_sweep_loads_each_terminal_count_and_names_the_best_within_the_p99
 @pytest.mark.parametrize(("sweep", "reason"), [
     ("0,8", "each terminal count is 1 to 1000"),
     ("8,x", "comma-separated whole numbers"),
+    ("8,\u00b2", "comma-separated whole numbers"),  # a digit to str.isdigit, not to int()
     (",".join(["2"] * 13), "at most 12 terminal counts"),
 ])
 def test_bench_refuses_a_bad_sweep_before_starting_anything(cli: PayposCli, tmp_path: Path, sweep: str,

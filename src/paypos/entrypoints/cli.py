@@ -578,7 +578,7 @@ def bench(
              "core on PostgreSQL, 1 on SQLite (one writer at a time).")] = None,
     sweep: Annotated[str | None, typer.Option(
         "--sweep", help="Comma-separated terminal counts (e.g. 8,16,32,64): one load of --duration each, "
-                        "then the best approved/s whose p99 is within --p99-max-ms.")] = None,
+                        "then the best approved/s whose p99 is within --p99-max-ms (--terminals is not used).")] = None,
     p99_max_ms: Annotated[float, typer.Option("--p99-max-ms", min=0.1, max=60_000,
                                               help="Latency bound of --sweep (ms).")] = 50.0,
 ) -> None:
@@ -605,7 +605,7 @@ def bench(
 def _terminal_counts(text: str) -> list[int]:
     """--sweep's counts: integers 1..1000, at most limits.bench_sweep_counts_max of them."""
     parts = [part.strip() for part in text.split(",")]
-    if not all(part.isdigit() for part in parts):
+    if not all(part.isascii() and part.isdigit() for part in parts):
         _fail(f"--sweep: terminal counts are comma-separated whole numbers, not {text!r}")
     counts = [int(part) for part in parts]
     if not all(1 <= n <= 1000 for n in counts):
