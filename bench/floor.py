@@ -36,7 +36,7 @@ from rich.progress import Progress
 from paypos.adapters.vault import Vault
 from paypos.authorization.context import business_fingerprint
 from paypos.protocol import emv, iso8583
-from paypos.protocol.card import parse_track2
+from paypos.protocol.card import luhn_check_digit, parse_track2
 from paypos.protocol.cardsec import ibm3624_offset, ibm3624_pin_from_offset
 from paypos.protocol.dukpt import (TransactionKeyCache, derive_ipek, initial_ksn, mac_response_key, parse_ksn,
                                    pin_key, working_keys)
@@ -50,11 +50,7 @@ PIN = "1234"
 
 def _luhn_pan(rng: random.Random) -> str:
     body = "476173" + "".join(rng.choice("0123456789") for _ in range(9))
-    total = 0
-    for i, digit in enumerate(reversed(body)):
-        d = int(digit) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return body + str((10 - total % 10) % 10)
+    return body + luhn_check_digit(body)
 
 
 def _card(rng: random.Random, number: int) -> dict:
